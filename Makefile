@@ -1,0 +1,35 @@
+# rtm: the two set-up commands (`make demo`, `make test`) and the steps they stand on.
+# Every target installs what it needs, so each works on a fresh clone.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install jars bench clean
+
+demo: install jars ## Run the main job end to end on a local Kafka + MiniCluster
+	$(BIN)/rtm demo
+
+test: install jars ## Run the whole test suite (starts its own Kafka brokers and MiniClusters)
+	$(BIN)/pytest
+
+install: $(STAMP) ## Create .venv/ and install rtm (editable) with its test tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+jars: ## Fetch the Kafka broker and the Flink Kafka connector from Maven Central into .jars/
+	@if [ jars/pom.xml -nt .jars/.fetched ]; then \
+		mvn --batch-mode --quiet -f jars/pom.xml package && touch .jars/.fetched; \
+	fi
+
+bench: install jars ## Throughput and latency through Kafka (see README, "Benchmarks")
+	$(BIN)/python bench/kafka_io_bench.py
+
+clean: ## Remove the venv, the jars and runtime state (a running broker is stopped first)
+	-test -x $(BIN)/rtm && $(BIN)/rtm kafka stop
+	rm -rf $(VENV) .jars jars/target .rtm

@@ -1,0 +1,1 @@
+"""rtm's Flink jobs: each module builds one pipeline; `kafka_io` connects them to Kafka."""

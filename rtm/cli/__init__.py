@@ -1,0 +1,32 @@
+"""The `rtm` command line: one group per concept, each in its own module."""
+
+import sys
+
+import click
+
+from rtm.errors import RtmError
+from rtm.cli.campaigns import campaigns
+from rtm.cli.kafka import kafka
+
+
+class _Main(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RtmError as err:
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main)
+@click.version_option(package_name="rtm")
+def main():
+    """rtm: realtime marketing on Apache Flink.
+
+    Campaigns are YAML files; events arrive on Kafka; every match leaves as a
+    trigger on Kafka. Run `rtm COMMAND --help` for each command.
+    """
+
+
+main.add_command(kafka)
+main.add_command(campaigns)

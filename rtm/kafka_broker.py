@@ -1,0 +1,267 @@
+"""A real single-node Apache Kafka broker (KRaft) on loopback, for development and tests.
+
+`start` formats storage on first use, launches `kafka.Kafka` in its own process group,
+and returns once a metadata request answers. The broker keeps running after the
+command exits; a small JSON file in RTM_HOME records where, so `status` and `stop`
+(and every command that needs a broker) can find it.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from rtm import jars, settings
+from rtm.errors import RtmError
+
+_LOG4J2_CONFIG = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+"""
+
+_SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={log_dirs}
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# A development broker keeps everything: replayed events carry old timestamps.
+log.retention.ms=-1
+"""
+
+START_TIMEOUT_S = 90
+STOP_TIMEOUT_S = 30
+
+
+@dataclass
+class Broker:
+    """A running embedded broker, as recorded in its state file."""
+
+    pid: int
+    port: int
+    data_dir: str
+    temporary: bool
+    log_file: str
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def _state_file() -> Path:
+    return settings.RTM_HOME / "kafka" / "broker.json"
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise RtmError(
+            "Java was not found (no JAVA_HOME, no `java` on PATH): install Java 17 or newer, "
+            "e.g. `apt-get install openjdk-17-jre-headless`, or set JAVA_HOME"
+        )
+    return java
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) still answers kill(0).
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent})
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except Exception:  # KafkaException: the broker is not (yet) there
+        return False
+    return True
+
+
+class _Silent:
+    def log(self, *args, **kwargs):
+        pass
+
+
+_silent = _Silent()
+
+
+def running() -> Broker | None:
+    """The recorded broker if its process is alive, else None (a stale record is removed)."""
+    state = _state_file()
+    if not state.exists():
+        return None
+    broker = Broker(**json.loads(state.read_text()))
+    if _alive(broker.pid):
+        return broker
+    state.unlink()
+    return None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _format_storage(java: str, classpath: str, config: Path, data_dir: Path, log: Path) -> None:
+    if (data_dir / "meta.properties").exists():
+        return
+    base = [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log.with_suffix('.log4j2.properties')}"]
+    cluster_id = subprocess.run(
+        [*base, "kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    formatted = subprocess.run(
+        [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    if formatted.returncode != 0:
+        raise RtmError(f"formatting Kafka storage in {data_dir} failed:\n{formatted.stdout}{formatted.stderr}")
+
+
+def start(port: int | None = None, data_dir: str | None = None) -> Broker:
+    """Start a broker unless one is already recorded and alive; return it."""
+    existing = running()
+    if existing:
+        if port is not None and port != existing.port:
+            raise RtmError(
+                f"a broker is already running at {existing.bootstrap}: "
+                "stop it first with `rtm kafka stop`, or use it"
+            )
+        return existing
+
+    java = _java()
+    classpath = jars.kafka_broker_classpath()
+    if port is None:
+        port = _free_port()
+    elif not _port_is_free(port):
+        raise RtmError(f"port {port} on 127.0.0.1 is taken: choose another with --port, or stop what uses it")
+    controller_port = _free_port()
+
+    temporary = data_dir is None
+    data = Path(data_dir or tempfile.mkdtemp(prefix="rtm-kafka-")).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    home = settings.RTM_HOME / "kafka"
+    home.mkdir(parents=True, exist_ok=True)
+    log_file = home / "broker.log"
+    log4j = log_file.with_suffix(".log4j2.properties")
+    log4j.write_text(_LOG4J2_CONFIG.format(log_file=log_file))
+    config = home / "server.properties"
+    config.write_text(
+        _SERVER_PROPERTIES.format(port=port, controller_port=controller_port, log_dirs=data / "logs")
+    )
+    _format_storage(java, classpath, config, data / "logs", log_file)
+
+    with open(home / "broker.out", "ab") as out:
+        process = subprocess.Popen(
+            [
+                java,
+                "-Xms256m",
+                "-Xmx512m",
+                "-XX:+UseG1GC",
+                "-cp",
+                classpath,
+                f"-Dlog4j2.configurationFile={log4j}",
+                "kafka.Kafka",
+                str(config),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command; stop signals the whole group
+        )
+    broker = Broker(process.pid, port, str(data), temporary, str(log_file))
+    _state_file().write_text(json.dumps(asdict(broker)))
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not answers(broker.bootstrap, timeout_s=1.0):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop()
+            raise RtmError(
+                f"the Kafka broker did not come up on {broker.bootstrap}; last lines of "
+                f"{log_file} and {home / 'broker.out'}:\n{_tail(log_file)}\n{_tail(home / 'broker.out')}"
+            )
+        time.sleep(0.2)
+    return broker
+
+
+def stop() -> Broker | None:
+    """Stop the recorded broker (SIGTERM, then SIGKILL after a grace period)."""
+    state = _state_file()
+    if not state.exists():
+        return None
+    broker = Broker(**json.loads(state.read_text()))
+    if _alive(broker.pid):
+        os.killpg(broker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _alive(broker.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(broker.pid):
+            os.killpg(broker.pid, signal.SIGKILL)
+            while _alive(broker.pid):
+                time.sleep(0.05)
+    try:
+        os.waitpid(broker.pid, os.WNOHANG)  # reap it when this process started it
+    except ChildProcessError:
+        pass
+    if broker.temporary:
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+    state.unlink()
+    return broker

@@ -1,0 +1,36 @@
+"""Creating the topics of DESIGN.md with the Kafka admin client."""
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from rtm import settings
+from rtm.errors import RtmError
+
+
+def ensure_topics(bootstrap: str, topics=settings.ALL_TOPICS, partitions: int = 1) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    The campaigns and profiles topics are compacted: the latest value per key is the
+    current definition or profile, and a tombstone removes it.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=1,
+            config={"cleanup.policy": "compact"} if name in settings.COMPACTED_TOPICS else {},
+        )
+        for name in topics
+        if name not in existing
+    ]
+    if not wanted:
+        return []
+    for name, future in admin.create_topics(wanted, operation_timeout=30).items():
+        try:
+            future.result()
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RtmError(f"creating topic {name} on {bootstrap} failed: {err}") from err
+    return [topic.topic for topic in wanted]
