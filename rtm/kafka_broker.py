@@ -265,3 +265,10 @@ def stop() -> Broker | None:
         shutil.rmtree(broker.data_dir, ignore_errors=True)
     state.unlink()
     return broker
+
+
+def resolve_bootstrap(bootstrap: str | None) -> str:
+    """`bootstrap` when given; else the broker `rtm kafka start` left running, or a new one."""
+    if bootstrap:
+        return bootstrap
+    return start().bootstrap

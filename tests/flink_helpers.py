@@ -1,10 +1,8 @@
 """Running PyFlink jobs on a MiniCluster from tests, configured like `rtm run`."""
 
-from pyflink.datastream import StreamExecutionEnvironment
-
-from rtm import flink_config
+from jobs.environment import local_environment
 
 
-def local_env(**overrides) -> StreamExecutionEnvironment:
+def local_env(**overrides):
     """A MiniCluster environment with flink-conf/config.yaml plus `overrides`."""
-    return StreamExecutionEnvironment.get_execution_environment(flink_config.local_configuration(overrides))
+    return local_environment(overrides)

@@ -6,6 +6,7 @@ import click
 
 from rtm.errors import RtmError
 from rtm.cli.campaigns import campaigns
+from rtm.cli.demo import demo
 from rtm.cli.kafka import kafka
 
 
@@ -30,3 +31,4 @@ def main():
 
 main.add_command(kafka)
 main.add_command(campaigns)
+main.add_command(demo)
