@@ -22,10 +22,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-jars: ## Fetch the Kafka broker and the Flink Kafka connector from Maven Central into .jars/
-	@if [ jars/pom.xml -nt .jars/.fetched ]; then \
-		mvn --batch-mode --quiet -f jars/pom.xml package && touch .jars/.fetched; \
-	fi
+jars: .jars/.fetched ## Fetch the Kafka broker and the Flink Kafka connector from Maven Central into .jars/
+
+.jars/.fetched: jars/pom.xml
+	mvn --batch-mode --quiet -f jars/pom.xml package
+	touch $@
 
 bench: install jars ## Throughput and latency through Kafka (see README, "Benchmarks")
 	$(BIN)/python bench/kafka_io_bench.py

@@ -8,24 +8,25 @@ the caller's choice. The campaign job grows from this shape.
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-from jobs.kafka_io import RECORD_OUT, KafkaIO, record_out
+from jobs.kafka_io import ROUTED_OUT, KafkaIO, routed_out
 from rtm import settings
-from udfs.parsing import DEAD_LETTERS, PARSED_EVENT, ParseEvents
+from udfs.parsing import DEAD_LETTERS, DLQ, USER_INPUT, ParseEvents
 
 JOB_NAME = "rtm-events-by-user"
 OUTPUT_TOPIC = "rtm.events.by-user"
+OUT = "out"
 
 
-def build_pipeline(events: DataStream) -> dict[str, DataStream]:
-    """{'out': RECORD_OUT keyed by user key, 'dlq': dead letters} from RECORD_IN events."""
-    parsed = events.process(ParseEvents(), output_type=PARSED_EVENT).name("parse events").uid("parse-events")
+def build_pipeline(events: DataStream) -> DataStream:
+    """ROUTED_OUT rows from RECORD_IN events: OUT (each event under its user key) and DLQ."""
+    parsed = events.process(ParseEvents(), output_type=USER_INPUT).name("parse events").uid("parse-events")
     by_user = parsed.key_by(lambda event: event.user_key, key_type=Types.STRING())
     out = (
-        by_user.map(lambda event: record_out(event.user_key, event.raw), output_type=RECORD_OUT)
+        by_user.map(lambda event: routed_out(OUT, event.user_key, event.raw), output_type=ROUTED_OUT)
         .name("event per user")
         .uid("event-per-user")
     )
-    return {"out": out, "dlq": parsed.get_side_output(DEAD_LETTERS)}
+    return out.union(parsed.get_side_output(DEAD_LETTERS))
 
 
 def run(
@@ -39,7 +40,5 @@ def run(
 ):
     """Wire the pipeline to Kafka and run it; returns when a bounded run has read all."""
     kafka = KafkaIO(env, bootstrap, group_id=JOB_NAME, bounded=bounded)
-    outputs = build_pipeline(kafka.source(source_topic))
-    kafka.sink(output_topic, outputs["out"])
-    kafka.sink(dlq_topic, outputs["dlq"])
+    kafka.sink_routed(build_pipeline(kafka.source(source_topic)), {OUT: output_topic, DLQ: dlq_topic})
     return kafka.execute(JOB_NAME)

@@ -8,7 +8,8 @@ from the DataStream API. Sinks join one StatementSet, which `execute` attaches t
 DataStream job, so sources, Python functions and sinks run as one Flink job.
 
 Records in:  Row(key: str|None, value: bytes|None, topic: str, partition: int, offset: int)
-Records out: Row(key: str|None, value: bytes|None); value None writes a tombstone.
+Records out: Row(key: str|None, value: bytes|None); value None writes a tombstone;
+             or Row(output, key, value) to route each record to the topic of its output.
 """
 
 from dataclasses import dataclass, field
@@ -17,12 +18,17 @@ from itertools import count
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import col
 
 RECORD_IN = Types.ROW_NAMED(
     ["key", "value", "topic", "partition", "offset"],
     [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.INT(), Types.LONG()],
 )
 RECORD_OUT = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+# A record for one of several topics, named by `output` (see KafkaIO.sink_routed).
+ROUTED_OUT = Types.ROW_NAMED(
+    ["output", "key", "value"], [Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())]
+)
 
 AT_LEAST_ONCE = "at-least-once"
 EXACTLY_ONCE = "exactly-once"
@@ -34,6 +40,11 @@ TRANSACTION_TIMEOUT_MS = 600_000
 def record_out(key: str | None, value: bytes | None) -> Row:
     """An outgoing record; a sink's stream must carry `output_type=RECORD_OUT`."""
     return Row(key=key, value=value)
+
+
+def routed_out(output: str, key: str | None, value: bytes | None) -> Row:
+    """An outgoing record for `output`; the stream must carry `output_type=ROUTED_OUT`."""
+    return Row(output=output, key=key, value=value)
 
 
 def _quote(text: str) -> str:
@@ -101,8 +112,7 @@ class KafkaIO:
         )
         return self.t_env.to_data_stream(self.t_env.from_path(name))
 
-    def sink(self, topic: str, records: DataStream) -> None:
-        """Write a stream of RECORD_OUT rows to `topic`, the key field as message key."""
+    def _sink_table(self, topic: str) -> str:
         name = self._table_name(topic, "sink")
         options = {
             "connector": "kafka",
@@ -126,9 +136,23 @@ class KafkaIO:
   {_with_clause(options)}
 )"""
         )
-        self._statements.add_insert(name, self.t_env.from_data_stream(records))
+        return name
 
-    def execute(self, job_name: str):
-        """Run sources, functions and sinks as one job; returns the JobExecutionResult."""
+    def sink(self, topic: str, records: DataStream) -> None:
+        """Write a stream of RECORD_OUT rows to `topic`, the key field as message key."""
+        self._statements.add_insert(self._sink_table(topic), self.t_env.from_data_stream(records))
+
+    def sink_routed(self, records: DataStream, topics: dict[str, str]) -> None:
+        """Write ROUTED_OUT rows to the topic named by their `output` field (topics maps
+        output -> topic). The routing runs in SQL, so it costs no Python operator."""
+        routed = self.t_env.from_data_stream(records)
+        for output, topic in topics.items():
+            self._statements.add_insert(
+                self._sink_table(topic), routed.where(col("output") == output).select(col("key"), col("value"))
+            )
+
+    def execute(self, job_name: str, detached: bool = False):
+        """Run sources, functions and sinks as one job: wait for its JobExecutionResult, or
+        with `detached` return its JobClient at once (for jobs that run until cancelled)."""
         self._statements.attach_as_datastream()
-        return self.env.execute(job_name)
+        return self.env.execute_async(job_name) if detached else self.env.execute(job_name)

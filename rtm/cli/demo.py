@@ -4,11 +4,10 @@ import json
 import time
 
 import click
-from confluent_kafka import Consumer, Producer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from rtm import generator, kafka_broker, settings, topics
+from rtm import generator, kafka_broker, kafka_clients, topics
 
 BAD_RECORDS = (b"not json at all", b'{"type": "page_view"}')
 
@@ -34,13 +33,8 @@ def demo(bootstrap, users):
     console.print(f"Kafka at [bold]{bootstrap}[/]; topics {source}, {output}, {dlq}")
 
     events = list(generator.generate(users))
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for event in events:
-        key = event.get("user_id") or event["anonymous_id"]
-        producer.produce(source, key=key.encode(), value=json.dumps(event).encode())
-    for bad in BAD_RECORDS:
-        producer.produce(source, value=bad)
-    producer.flush(30)
+    records = [(e.get("user_id") or e["anonymous_id"], json.dumps(e).encode()) for e in events]
+    kafka_clients.write(bootstrap, source, [*records, *((None, bad) for bad in BAD_RECORDS)])
     console.print(f"wrote {len(events)} events of {users} users and {len(BAD_RECORDS)} bad records")
 
     started = time.monotonic()
@@ -49,7 +43,7 @@ def demo(bootstrap, users):
     )
     console.print(f"the Flink job finished in {time.monotonic() - started:.1f} s")
 
-    out = _read(bootstrap, output, len(events))
+    out = _read(bootstrap, output)
     table = Table(title=f"{output}: one record per event, keyed by user key (first 15)")
     for column in ("key", "event", "type", "ts"):
         table.add_column(column)
@@ -58,17 +52,12 @@ def demo(bootstrap, users):
         table.add_row(key, event["event_id"], event["type"], str(event["ts"]))
     console.print(table)
     console.print(f"{len(out)} records for {len({k for k, _ in out})} user keys")
-    for _, value in _read(bootstrap, dlq, len(BAD_RECORDS)):
+    for _, value in _read(bootstrap, dlq):
         console.print(f"[yellow]dead letter[/]: {json.loads(value)['reason']}")
 
 
-def _read(bootstrap: str, topic: str, count: int, timeout_s: float = 30) -> list[tuple[str, bytes]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rtm-demo", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    records, deadline = [], time.monotonic() + timeout_s
-    while len(records) < count and time.monotonic() < deadline:
-        for message in consumer.consume(1000, timeout=0.5):
-            key = message.key()
-            records.append((key.decode() if key else "", message.value()))
-    consumer.close()
-    return records
+def _read(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
+    return [
+        (message.key().decode() if message.key() else "", message.value())
+        for message in kafka_clients.read(bootstrap, topic, from_beginning=True, to_end=True)
+    ]

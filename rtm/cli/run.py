@@ -1,0 +1,142 @@
+"""`rtm run` and `rtm backtest`: the campaign job on a MiniCluster, over Kafka or files."""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+
+from rtm import kafka_broker, kafka_clients, settings, topics
+from rtm.campaigns import CampaignError, CampaignSet, load_paths
+from rtm.cli.campaigns import _parse_until
+from rtm.cli.events import bootstrap_option
+from rtm.errors import RtmError
+from rtm.events import InvalidEvent, parse_event
+from rtm.preview import read_profiles
+
+campaigns_option = click.option(
+    "--campaigns", "campaigns_dir", type=click.Path(exists=True, path_type=Path), default=settings.CAMPAIGNS_DIR,
+    show_default=True, help="Campaign YAML in effect before the first event (replaces campaigns/).",
+)
+until_option = click.option(
+    "--until", callback=_parse_until,
+    help="Event time stops here (ISO-8601 or epoch millis); default: the largest event time in the input.",
+)
+
+
+def _startup_campaigns(folder: Path) -> CampaignSet:
+    loaded, issues = load_paths([folder])
+    if issues:
+        raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
+    return CampaignSet(loaded)
+
+
+def _definitions(campaigns: CampaignSet) -> dict[str, str]:
+    return {campaign.id: json.dumps(campaign.definition) for campaign in campaigns}
+
+
+def _with_topic(campaigns: CampaignSet, bootstrap: str) -> CampaignSet:
+    """The folder's campaigns, updated by what rtm.campaigns holds now (newer versions win),
+    so the start-up set never depends on which input Flink reads first."""
+    for campaign_id, definition in kafka_clients.latest_by_key(bootstrap, settings.CAMPAIGNS_TOPIC).items():
+        try:
+            campaigns.upsert(definition)
+        except CampaignError as err:
+            click.echo(f"warning: {settings.CAMPAIGNS_TOPIC} {campaign_id}: {err}", err=True)
+    return campaigns
+
+
+def _newest_event_time(bootstrap: str, topic: str) -> int | None:
+    newest = None
+    for message in kafka_clients.read(bootstrap, topic, from_beginning=True, to_end=True):
+        try:
+            ts = parse_event(message.value()).ts
+        except (InvalidEvent, TypeError):
+            continue
+        newest = ts if newest is None else max(newest, ts)
+    return newest
+
+
+@click.command()
+@bootstrap_option
+@campaigns_option
+@click.option("--bounded", is_flag=True, help="Read every topic up to its end offsets at start, then finish.")
+@until_option
+@click.option("--delivery", type=click.Choice(["at-least-once", "exactly-once"]), default="at-least-once",
+              show_default=True, help="Trigger delivery guarantee (exactly-once: Kafka transactions per checkpoint).")
+def run(bootstrap, campaigns_dir, bounded, until, delivery):
+    """Run the campaign job on a local MiniCluster over the rtm topics.
+
+    Reads flink-conf/config.yaml. Campaigns from --campaigns and the current contents of
+    rtm.campaigns are in effect before the first event; later updates on the topic
+    apply live. Without --bounded it runs until stopped (Ctrl-C).
+    """
+    from jobs import campaign_job
+    from jobs.environment import local_environment
+    from udfs.campaign_engine import TimeRules
+
+    bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
+    topics.ensure_topics(bootstrap)
+    campaigns = _with_topic(_startup_campaigns(campaigns_dir), bootstrap)
+    if bounded and until is None:
+        until = _newest_event_time(bootstrap, settings.EVENTS_TOPIC)
+    rules = TimeRules(live=not bounded, until=until)
+    click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
+    campaign_job.run(
+        local_environment(), bootstrap, campaign_job.Startup(_definitions(campaigns)), rules,
+        bounded=bounded, delivery=delivery,
+    )
+
+
+@click.command()
+@campaigns_option
+@click.option("--events", "events_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Events, one JSON object per line, in arrival order.")
+@click.option("--profiles", "profiles_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Profiles, one JSON object per line, in effect from the start.")
+@until_option
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where triggers.jsonl, sessions.jsonl, dlq.jsonl and late.jsonl go.")
+def backtest(campaigns_dir, events_path, profiles_path, until, out_dir):
+    """Run the campaign job on a MiniCluster over files: whom would the campaigns reach?
+
+    The same pipeline as `rtm run`, deterministic and ending with the input. Bad lines go
+    to dlq.jsonl (with file and line), never failing the run; holdout triggers are kept.
+    """
+    from pyflink.common import Row
+
+    from jobs import campaign_job
+    from jobs.environment import local_environment
+    from udfs.campaign_engine import TimeRules
+
+    campaigns = _startup_campaigns(campaigns_dir)
+    warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
+    profiles = read_profiles(profiles_path, warn) if profiles_path else {}
+    records, newest = [], None
+    with events_path.open("rb") as lines:
+        for lineno, line in enumerate(lines, start=1):
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            records.append(Row(key=None, value=line, topic=str(events_path), partition=0, offset=lineno))
+            try:
+                ts = parse_event(line).ts
+            except InvalidEvent:
+                continue  # the job sends it to dlq.jsonl with the reason
+            newest = ts if newest is None else max(newest, ts)
+    rules = TimeRules(live=False, until=until if until is not None else newest)
+    outputs = campaign_job.backtest(
+        local_environment(), records, campaign_job.Startup(_definitions(campaigns), profiles), rules
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, values in outputs.items():
+        rows = [msgspec.json.decode(value) for value in values]
+        if name == "triggers":
+            for trigger in rows:
+                trigger["emitted_at"] = None  # nothing was emitted: keeps reruns identical
+            rows.sort(key=lambda t: (t["event_time"], t["campaign_id"], t["user_key"], t["trigger_id"]))
+        else:
+            rows.sort(key=lambda row: msgspec.json.encode(row, order="sorted"))
+        (out_dir / f"{name}.jsonl").write_bytes(b"".join(msgspec.json.encode(row) + b"\n" for row in rows))
+        click.echo(f"{out_dir / f'{name}.jsonl'}: {len(rows)}", err=True)

@@ -1,0 +1,57 @@
+"""Running the campaign job against fresh topics of the session broker."""
+
+import json
+import time
+from contextlib import contextmanager
+
+from flink_helpers import local_env
+from jobs import campaign_job
+from kafka_helpers import consume_all
+from rtm import settings
+from rtm.campaigns import load_paths
+from udfs.campaign_engine import TimeRules
+
+
+def fresh_topics(new_topic) -> campaign_job.Topics:
+    return campaign_job.Topics(
+        events=new_topic("events"), profiles=new_topic("profiles"), campaigns=new_topic("campaigns"),
+        triggers=new_topic("triggers"), sessions=new_topic("sessions"), dlq=new_topic("dlq"), late=new_topic("late"),
+    )
+
+
+def shipped_campaigns() -> dict[str, str]:
+    loaded, issues = load_paths([settings.CAMPAIGNS_DIR])
+    assert not issues, issues
+    return {c.id: json.dumps(c.definition) for c in loaded}
+
+
+def run_bounded(bootstrap, topics, until, campaigns=None, profiles=None):
+    """The job over what the topics hold now, event time stopping at `until`."""
+    startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns, profiles or {})
+    campaign_job.run(local_env(), bootstrap, startup, TimeRules(live=False, until=until), topics=topics, bounded=True)
+
+
+@contextmanager
+def live_job(bootstrap, topics, campaigns=None, rules=TimeRules(), idle_timeout_ms=1_000):
+    """The job running unbounded in the background until the block ends."""
+    startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns)
+    client = campaign_job.run(local_env(), bootstrap, startup, rules, topics=topics, detached=True,
+                              idle_timeout_ms=idle_timeout_ms)
+    try:
+        yield client
+    finally:
+        client.cancel().result()
+
+
+def read_json(bootstrap, topic, expected, timeout_s=60):
+    return [json.loads(m.value()) for m in consume_all(bootstrap, topic, expected=expected, timeout_s=timeout_s)]
+
+
+def wait_for(predicate, timeout_s=60, every_s=0.5, what="the condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")

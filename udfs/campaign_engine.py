@@ -1,0 +1,233 @@
+"""The campaign engine as a Flink function: one keyed state per user, campaigns broadcast.
+
+Per user the function keeps ONE ValueState (a pickled UserSlot: the engine's bytes, the
+profile, the armed timers), so an event costs one state read and one write: in PyFlink
+every state access and Java<->Python crossing is expensive, the Python logic is not.
+All matching logic is rtm.engine's; this module only moves data and arms timers.
+
+Time (DESIGN.md): the engine settles what is due before each event, so timers only
+serve users who go quiet. Each user has at most one event-time timer, armed at the
+engine's next deadline and never moved later (an early fire settles nothing and re-arms),
+so a busy user registers a timer about once per session gap, not once per event. In a
+live run a processing-time timer backs it up: when no input arrives anywhere the
+watermark stands still, yet a deadline must fire within seconds of wall time.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+from pyflink.common import Types
+from pyflink.datastream import KeyedBroadcastProcessFunction, TimeDomain
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from jobs.kafka_io import routed_out
+from rtm.campaigns import CampaignError, CampaignSet
+from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
+from rtm.events import parse_event, parse_profile
+from udfs.parsing import refuse
+
+log = logging.getLogger(__name__)
+
+# Campaign id -> its definition as published (JSON text); "" marks a retired campaign,
+# so a bootstrap version does not come back after a restore.
+CAMPAIGNS_STATE = MapStateDescriptor("campaigns", Types.STRING(), Types.STRING())
+RETIRED = ""
+# Output names: every record leaves on the main output as a ROUTED_OUT row (PyFlink 2.3
+# drops side outputs yielded from on_timer of a KeyedBroadcastProcessFunction).
+TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
+_encode_json = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class TimeRules:
+    """How the function reads time; the defaults suit a live run."""
+
+    # An event this much older than the newest one seen (beyond the watermark's bound)
+    # is late: it goes to rtm.late instead of the engine.
+    allowed_lateness_ms: int = 60_000
+    out_of_orderness_ms: int = 5_000
+    # Live runs back event-time timers with wall-clock ones; bounded runs must not.
+    live: bool = True
+    # Bounded runs: event time stops here (DESIGN.md); later events and deadlines are ignored.
+    until: int | None = None
+    engine: EngineConfig = field(default=DEFAULT_CONFIG)
+
+
+class UserSlot(msgspec.Struct, array_like=True):
+    """Everything the job keeps for one user key."""
+
+    engine: bytes | None = None
+    profile: dict | None = None
+    event_timer: int | None = None  # armed event-time timer (event millis)
+    wall_timer: int | None = None  # armed processing-time timer (wall millis)
+    # (wall millis, event millis) at the user's last event: in a quiet live run, event
+    # time is taken to advance with the wall clock from here.
+    anchor: tuple[int, int] | None = None
+
+
+_slot_decoder = msgspec.msgpack.Decoder(UserSlot)
+_slot_encoder = msgspec.msgpack.Encoder()
+
+
+def _subtask_index(runtime_context) -> int:
+    try:
+        return runtime_context.get_index_of_this_subtask()
+    except AttributeError:
+        # PyFlink 2.3 thread mode calls RuntimeContext.getIndexOfThisSubtask, which
+        # Flink 2.0 moved to getTaskInfo().
+        return runtime_context._runtime_context.getTaskInfo().getIndexOfThisSubtask()
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class CampaignEngine(KeyedBroadcastProcessFunction):
+    """Keyed input: USER_INPUT rows; broadcast input: RECORD_IN rows of rtm.campaigns.
+
+    Output: ROUTED_OUT rows keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
+    letters (udfs.parsing.DLQ) of rejected campaign updates.
+    """
+
+    def __init__(self, bootstrap_campaigns: dict[str, str], bootstrap_profiles: dict[str, dict], rules: TimeRules):
+        self._bootstrap_campaigns = bootstrap_campaigns
+        self._bootstrap_profiles = bootstrap_profiles
+        self._rules = rules
+
+    def open(self, runtime_context):
+        self._slots = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
+        self._reports_rejections = _subtask_index(runtime_context) == 0
+        metrics = runtime_context.get_metrics_group()
+        self._triggers = metrics.counter("triggers")
+        self._late = metrics.counter("late_events")
+        self._duplicates = metrics.counter("duplicate_events")
+        self._after_until = metrics.counter("events_after_until")
+        self._rejected = metrics.counter("rejected_campaigns")
+        self._condition_errors = metrics.counter("condition_errors")
+        self._campaigns: CampaignSet | None = None
+        self._newest_ts: int | None = None
+
+    # -- campaigns ------------------------------------------------------------------
+
+    def _campaign_set(self, ctx) -> CampaignSet:
+        # Built once per task from the bootstrap set and the broadcast state (which holds
+        # what the topic said before a restore), then kept up to date by broadcast updates.
+        if self._campaigns is None:
+            campaigns = CampaignSet.from_definitions(self._bootstrap_campaigns)
+            for campaign_id, definition in ctx.get_broadcast_state(CAMPAIGNS_STATE).items():
+                self._apply_update(campaigns, campaign_id, definition or None)
+            self._campaigns = campaigns
+        return self._campaigns
+
+    @staticmethod
+    def _apply_update(campaigns: CampaignSet, campaign_id: str, definition: str | bytes | None) -> None:
+        if definition is None:
+            campaigns.retire(campaign_id)
+            return
+        try:
+            parsed = msgspec.json.decode(definition)
+        except msgspec.DecodeError as err:
+            raise ValueError(f"the definition of {campaign_id!r} is not JSON: {err}") from None
+        if not isinstance(parsed, dict) or parsed.get("id") != campaign_id:
+            found = parsed.get("id") if isinstance(parsed, dict) else None
+            raise ValueError(f"the message key {campaign_id!r} must equal the campaign id (found {found!r})")
+        campaigns.upsert(parsed)
+
+    def process_broadcast_element(self, record, ctx):
+        campaigns = self._campaign_set(ctx)
+        try:
+            self._apply_update(campaigns, record.key, record.value)
+        except (CampaignError, ValueError) as err:
+            # Every parallel instance sees the update; one reports it.
+            self._rejected.inc()
+            if self._reports_rejections:
+                log.warning("campaign update rejected, the previous version stays: %s", err)
+                yield refuse(record, f"campaign rejected, the previous version stays active: {err}")
+            return
+        state = ctx.get_broadcast_state(CAMPAIGNS_STATE)
+        state.put(record.key, RETIRED if record.value is None else record.value.decode())
+
+    # -- users ----------------------------------------------------------------------
+
+    def process_element(self, row, ctx):
+        raw = self._slots.value()
+        slot = _slot_decoder.decode(raw) if raw else UserSlot()
+        if row.is_profile:
+            slot.profile = parse_profile(row.raw)
+            self._slots.update(_slot_encoder.encode(slot))
+            return
+        rules = self._rules
+        event = parse_event(row.raw)
+        if rules.until is not None and event.ts > rules.until:
+            self._after_until.inc()
+            return
+        newest = event.ts if self._newest_ts is None else max(self._newest_ts, event.ts)
+        self._newest_ts = newest
+        if event.ts < newest - rules.out_of_orderness_ms - rules.allowed_lateness_ms:
+            self._late.inc()
+            yield routed_out(LATE, row.user_key, row.raw)
+            return
+        result = apply_event(slot.engine, event, self._campaign_set(ctx), self._profile(slot, row.user_key), rules.engine)
+        if result.duplicate:
+            self._duplicates.inc()
+        slot.anchor = (_wall_ms(), event.ts)
+        yield from self._emit(row.user_key, result)
+        self._store(slot, result, ctx.timer_service())
+
+    def on_timer(self, timestamp, ctx):
+        raw = self._slots.value()
+        if not raw:
+            return
+        slot = _slot_decoder.decode(raw)
+        rules = self._rules
+        if ctx.time_domain() == TimeDomain.EVENT_TIME:
+            if slot.event_timer == timestamp:
+                slot.event_timer = None
+            if rules.until is not None and timestamp > rules.until:
+                return  # bounded input ended before this deadline
+            now = timestamp
+        else:
+            if slot.wall_timer == timestamp:
+                slot.wall_timer = None
+            wall, event_ts = slot.anchor
+            now = event_ts + (timestamp - wall) - rules.out_of_orderness_ms
+        key = ctx.get_current_key()
+        result = settle(slot.engine, now, self._campaign_set(ctx), self._profile(slot, key), rules.engine)
+        yield from self._emit(key, result)
+        self._store(slot, result, ctx.timer_service())
+
+    def _profile(self, slot: UserSlot, key: str) -> dict | None:
+        return slot.profile if slot.profile is not None else self._bootstrap_profiles.get(key)
+
+    def _emit(self, key: str, result: Result):
+        for error in result.errors:
+            self._condition_errors.inc()
+            log.warning("user %s: %s", key, error)
+        if result.triggers:
+            emitted_at = _wall_ms()
+            for trigger in result.triggers:
+                trigger["emitted_at"] = emitted_at
+                self._triggers.inc()
+                yield routed_out(TRIGGERS, key, _encode_json(trigger))
+        for session in result.sessions:
+            yield routed_out(SESSIONS, key, _encode_json(session))
+
+    def _store(self, slot: UserSlot, result: Result, timers) -> None:
+        slot.engine = result.state
+        deadline = result.next_deadline
+        if slot.engine is None and slot.profile is None:
+            self._slots.clear()  # forgotten by the engine (idle expiry); stale timers find nothing
+            return
+        if deadline is not None:
+            if slot.event_timer is None or deadline < slot.event_timer:
+                timers.register_event_time_timer(deadline)
+                slot.event_timer = deadline
+            if self._rules.live and slot.anchor is not None:
+                wall, event_ts = slot.anchor
+                wall_deadline = wall + (deadline - event_ts) + self._rules.out_of_orderness_ms
+                if slot.wall_timer is None or wall_deadline < slot.wall_timer:
+                    timers.register_processing_time_timer(wall_deadline)
+                    slot.wall_timer = wall_deadline
+        self._slots.update(_slot_encoder.encode(slot))
