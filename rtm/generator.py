@@ -41,8 +41,10 @@ def _game_session(rng: random.Random) -> list[tuple[str, dict]]:
     return steps
 
 
-def generate(users: int = 100, *, seed: int = 7, start_ms: int = 1_790_000_000_000, gap_ms: int = 15_000) -> Iterator[dict]:
-    """Events of `users` visitors, in event-time order, `gap_ms` apart per user."""
+def generate(users: int = 100, *, seed: int = 7, start_ms: int = 1_790_000_000_000, gap_ms: int = 15_000,
+             spread_ms: int = 60_000) -> Iterator[dict]:
+    """Events of `users` visitors, in event-time order: each starts within `spread_ms`
+    of `start_ms`, and a visitor's events are `gap_ms` apart."""
     rng = random.Random(seed)
     steps = []
     for n in range(users):
@@ -50,7 +52,7 @@ def generate(users: int = 100, *, seed: int = 7, start_ms: int = 1_790_000_000_0
         in_game = rng.random() < 0.3
         visit = _game_session(rng) if in_game else _shop_visit(rng)
         context = {"platform": rng.choice(PLATFORMS), "app": "game" if in_game else "shop"}
-        offset = rng.randint(0, 60_000)
+        offset = rng.randint(0, spread_ms)
         steps += [(start_ms + offset + i * gap_ms, n, i, who, kind, params, context) for i, (kind, params) in enumerate(visit)]
     for ts, n, i, who, kind, params, context in sorted(steps, key=lambda step: step[:3]):
         yield {"event_id": f"ev-{seed}-{n}-{i}", "type": kind, "ts": ts, **who, "params": params, "context": context}

@@ -38,11 +38,12 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
 
 
 def read(bootstrap: str, topic: str, *, from_beginning: bool, to_end: bool = False,
-         max_records: int | None = None, timeout_s: float | None = None) -> Iterator:
+         max_records: int | None = None, timeout_s: float | None = None, stop_at: float | None = None) -> Iterator:
     """Messages of `topic` (all partitions, no consumer group join, committed records only).
 
-    Stops after `max_records`, after `timeout_s` without a new record, or, with
-    `to_end`, at the end offsets the topic had when reading began.
+    Stops after `max_records`, after `timeout_s` without a new record, at `stop_at`
+    (time.monotonic()), or, with `to_end`, at the end offsets the topic had when
+    reading began.
     """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rtm-cli", "enable.auto.commit": False,
                          "isolation.level": "read_committed"})
@@ -55,6 +56,8 @@ def read(bootstrap: str, topic: str, *, from_beginning: bool, to_end: bool = Fal
         count, quiet_since = 0, time.monotonic()
         while remaining is None or remaining:
             message = consumer.poll(0.2)
+            if stop_at is not None and time.monotonic() > stop_at:
+                return
             if message is None:
                 if timeout_s is not None and time.monotonic() - quiet_since > timeout_s:
                     return

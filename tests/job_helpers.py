@@ -9,6 +9,7 @@ from jobs import campaign_job
 from kafka_helpers import consume_all
 from rtm import settings
 from rtm.campaigns import load_paths
+from rtm.cli.run import current_profiles
 from udfs.campaign_engine import TimeRules
 
 
@@ -25,9 +26,11 @@ def shipped_campaigns() -> dict[str, str]:
     return {c.id: json.dumps(c.definition) for c in loaded}
 
 
-def run_bounded(bootstrap, topics, until, campaigns=None, profiles=None):
-    """The job over what the topics hold now, event time stopping at `until`."""
-    startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns, profiles or {})
+def run_bounded(bootstrap, topics, until, campaigns=None):
+    """The job over what the topics hold now, event time stopping at `until`, with the
+    profiles topic in effect from the start (as `rtm run --bounded` does)."""
+    startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns,
+                                   current_profiles(bootstrap, topics.profiles))
     campaign_job.run(local_env(), bootstrap, startup, TimeRules(live=False, until=until), topics=topics, bounded=True)
 
 

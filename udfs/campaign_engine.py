@@ -44,9 +44,8 @@ _encode_json = msgspec.json.Encoder().encode
 class TimeRules:
     """How the function reads time; the defaults suit a live run."""
 
-    # An event this much older than the newest one seen (beyond the watermark's bound)
-    # is late: it goes to rtm.late instead of the engine.
-    allowed_lateness_ms: int = 60_000
+    # The watermark's bound on disorder; late events are the engine's call
+    # (EngineConfig.allowed_lateness_ms, per user, so preview and job agree).
     out_of_orderness_ms: int = 5_000
     # Live runs back event-time timers with wall-clock ones; bounded runs must not.
     live: bool = True
@@ -107,7 +106,6 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._rejected = metrics.counter("rejected_campaigns")
         self._condition_errors = metrics.counter("condition_errors")
         self._campaigns: CampaignSet | None = None
-        self._newest_ts: int | None = None
 
     # -- campaigns ------------------------------------------------------------------
 
@@ -163,13 +161,11 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if rules.until is not None and event.ts > rules.until:
             self._after_until.inc()
             return
-        newest = event.ts if self._newest_ts is None else max(self._newest_ts, event.ts)
-        self._newest_ts = newest
-        if event.ts < newest - rules.out_of_orderness_ms - rules.allowed_lateness_ms:
+        result = apply_event(slot.engine, event, self._campaign_set(ctx), self._profile(slot, row.user_key), rules.engine)
+        if result.late:
             self._late.inc()
             yield routed_out(LATE, row.user_key, row.raw)
-            return
-        result = apply_event(slot.engine, event, self._campaign_set(ctx), self._profile(slot, row.user_key), rules.engine)
+            return  # nothing changed
         if result.duplicate:
             self._duplicates.inc()
         slot.anchor = (_wall_ms(), event.ts)

@@ -7,7 +7,12 @@ import click
 from rtm.errors import RtmError
 from rtm.cli.campaigns import campaigns
 from rtm.cli.demo import demo
+from rtm.cli.deliver import deliver
+from rtm.cli.events import events
 from rtm.cli.kafka import kafka
+from rtm.cli.run import backtest, run
+from rtm.cli.sql import sql
+from rtm.cli.triggers import triggers
 
 
 class _Main(click.Group):
@@ -30,5 +35,11 @@ def main():
 
 
 main.add_command(kafka)
+main.add_command(triggers)
 main.add_command(campaigns)
 main.add_command(demo)
+main.add_command(sql)
+main.add_command(deliver)
+main.add_command(events)
+main.add_command(run)
+main.add_command(backtest)

@@ -1,63 +1,89 @@
-"""`rtm demo`: the end of `make demo`, on the embedded Kafka and a MiniCluster."""
+"""`rtm demo`: the end of `make demo`: the campaign job live on a local Kafka + MiniCluster."""
 
 import json
+import threading
 import time
+from datetime import UTC, datetime
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from rtm import generator, kafka_broker, kafka_clients, topics
+from rtm import generator, kafka_broker, kafka_clients, settings, topics
+from rtm.cli.options import bootstrap_option
 
-BAD_RECORDS = (b"not json at all", b'{"type": "page_view"}')
+# 4 hours of event time pass in 8 seconds: cart abandonment and "left the game" show up
+# while you watch.
+SPEEDUP = 1800
+STYLES = {"popup": "cyan", "email": "magenta", "push": "green", "webhook": "yellow"}
 
 
 @click.command()
-@click.option("--bootstrap", help="Kafka bootstrap HOST:PORT (default: the embedded broker, started if needed).")
-@click.option("--users", default=50, show_default=True, help="How many synthetic users to play.")
-def demo(bootstrap, users):
-    """Play generated events through the keyed events job and print what comes out.
+@bootstrap_option
+@click.option("--users", default=80, show_default=True, help="Synthetic users to play.")
+@click.option("--duration", default=75.0, show_default=True, help="Seconds to run before stopping (Ctrl-C stops too).")
+def demo(bootstrap, users, duration):
+    """Run the campaign job live and watch its triggers arrive.
 
-    Starts the embedded Kafka broker if none is running, writes the events (and two
-    bad records) to rtm.events, runs the job on a MiniCluster over what is there,
-    then reads the output topic and the dead-letter queue.
+    Starts the embedded Kafka broker if none is running, publishes campaigns/ to
+    rtm.campaigns and generated profiles (some VIP) to rtm.profiles, starts the
+    campaign job on a MiniCluster, then plays generated
+    shop and game traffic into rtm.events with event time running 1800x faster than
+    the clock, and prints each trigger from rtm.triggers as it arrives.
     """
-    from jobs import events_by_user
+    from jobs import campaign_job
     from jobs.environment import local_environment
+    from rtm.cli.campaigns import write_campaigns
+    from rtm.cli.run import definitions, startup_campaigns, with_topic
+    from udfs.campaign_engine import TimeRules
 
     console = Console()
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
-    run = int(time.time())
-    source, output, dlq = f"demo-{run}.events", f"demo-{run}.by-user", f"demo-{run}.dlq"
-    topics.ensure_topics(bootstrap, [source, output, dlq])
-    console.print(f"Kafka at [bold]{bootstrap}[/]; topics {source}, {output}, {dlq}")
+    topics.ensure_topics(bootstrap)
+    campaigns = startup_campaigns(settings.CAMPAIGNS_DIR)
+    write_campaigns(bootstrap, settings.CAMPAIGNS_TOPIC, campaigns)
+    kafka_clients.write(bootstrap, settings.PROFILES_TOPIC,
+                        [(p["user_id"], json.dumps(p).encode()) for p in generator.profiles(users)])
+    campaigns = with_topic(campaigns, bootstrap)
+    console.print(f"Kafka at [bold]{bootstrap}[/]; published {len(campaigns)} campaigns to {settings.CAMPAIGNS_TOPIC}")
 
-    events = list(generator.generate(users))
-    records = [(e.get("user_id") or e["anonymous_id"], json.dumps(e).encode()) for e in events]
-    kafka_clients.write(bootstrap, source, [*records, *((None, bad) for bad in BAD_RECORDS)])
-    console.print(f"wrote {len(events)} events of {users} users and {len(BAD_RECORDS)} bad records")
+    job = campaign_job.run(local_environment(), bootstrap, campaign_job.Startup(definitions(campaigns)),
+                           TimeRules(), detached=True)
+    console.print(f"campaign job {job.get_job_id()} started on a MiniCluster; playing {users} users' events")
+    stop_at = time.monotonic() + duration
+    player = threading.Thread(target=_play, args=(bootstrap, users, stop_at), daemon=True)
+    player.start()
+    shown = 0
+    try:
+        for message in kafka_clients.read(bootstrap, settings.TRIGGERS_TOPIC, from_beginning=False, stop_at=stop_at):
+            _show(console, json.loads(message.value()))
+            shown += 1
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        job.cancel().result()
+    console.print(f"{shown} triggers; the broker keeps running (`rtm kafka stop` stops it), "
+                  f"`rtm triggers tail --from-beginning` shows them again")
 
+
+def _play(bootstrap: str, users: int, stop_at: float) -> None:
+    """Write generated events with event time running SPEEDUP times faster than the clock."""
+    start_ms = int(time.time() * 1000)
+    events = list(generator.generate(users, seed=int(time.time()), start_ms=start_ms, spread_ms=5 * 3_600_000,
+                                     gap_ms=60_000))
     started = time.monotonic()
-    events_by_user.run(
-        local_environment(), bootstrap, source_topic=source, output_topic=output, dlq_topic=dlq, bounded=True
-    )
-    console.print(f"the Flink job finished in {time.monotonic() - started:.1f} s")
-
-    out = _read(bootstrap, output)
-    table = Table(title=f"{output}: one record per event, keyed by user key (first 15)")
-    for column in ("key", "event", "type", "ts"):
-        table.add_column(column)
-    for key, value in out[:15]:
-        event = json.loads(value)
-        table.add_row(key, event["event_id"], event["type"], str(event["ts"]))
-    console.print(table)
-    console.print(f"{len(out)} records for {len({k for k, _ in out})} user keys")
-    for _, value in _read(bootstrap, dlq):
-        console.print(f"[yellow]dead letter[/]: {json.loads(value)['reason']}")
+    for event in events:
+        wait = (event["ts"] - start_ms) / 1000 / SPEEDUP - (time.monotonic() - started)
+        if wait > 0:
+            time.sleep(wait)
+        if time.monotonic() > stop_at:
+            return
+        kafka_clients.write(bootstrap, settings.EVENTS_TOPIC,
+                            [(event.get("user_id") or event["anonymous_id"], json.dumps(event).encode())])
 
 
-def _read(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
-    return [
-        (message.key().decode() if message.key() else "", message.value())
-        for message in kafka_clients.read(bootstrap, topic, from_beginning=True, to_end=True)
-    ]
+def _show(console: Console, trigger: dict) -> None:
+    at = datetime.fromtimestamp(trigger["event_time"] / 1000, UTC).strftime("%H:%M:%S")
+    style = STYLES.get(trigger["channel"], "white")
+    holdout = " [dim](holdout: recorded, not delivered)[/]" if trigger["holdout"] else ""
+    console.print(f"[dim]{at}[/] [{style}]{trigger['channel']:>7}[/] {trigger['campaign_id']:<30} "
+                  f"{trigger['user_key']:<12} {trigger['message']}{holdout}")

@@ -8,10 +8,8 @@ import click
 import msgspec
 
 from rtm import generator, kafka_broker, kafka_clients, settings
+from rtm.cli.options import bootstrap_option
 
-bootstrap_option = click.option(
-    "--bootstrap", help="Kafka bootstrap HOST:PORT (default: the broker `rtm kafka start` left running, or a new one)."
-)
 
 
 def _user_key(line: bytes) -> str | None:

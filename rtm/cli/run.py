@@ -1,7 +1,6 @@
 """`rtm run` and `rtm backtest`: the campaign job on a MiniCluster, over Kafka or files."""
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -9,34 +8,29 @@ import msgspec
 
 from rtm import kafka_broker, kafka_clients, settings, topics
 from rtm.campaigns import CampaignError, CampaignSet, load_paths
-from rtm.cli.campaigns import _parse_until
-from rtm.cli.events import bootstrap_option
+from rtm.cli.options import bootstrap_option, until_option
 from rtm.errors import RtmError
-from rtm.events import InvalidEvent, parse_event
+from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.preview import read_profiles
 
 campaigns_option = click.option(
     "--campaigns", "campaigns_dir", type=click.Path(exists=True, path_type=Path), default=settings.CAMPAIGNS_DIR,
     show_default=True, help="Campaign YAML in effect before the first event (replaces campaigns/).",
 )
-until_option = click.option(
-    "--until", callback=_parse_until,
-    help="Event time stops here (ISO-8601 or epoch millis); default: the largest event time in the input.",
-)
 
 
-def _startup_campaigns(folder: Path) -> CampaignSet:
+def startup_campaigns(folder: Path) -> CampaignSet:
     loaded, issues = load_paths([folder])
     if issues:
         raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
     return CampaignSet(loaded)
 
 
-def _definitions(campaigns: CampaignSet) -> dict[str, str]:
+def definitions(campaigns: CampaignSet) -> dict[str, str]:
     return {campaign.id: json.dumps(campaign.definition) for campaign in campaigns}
 
 
-def _with_topic(campaigns: CampaignSet, bootstrap: str) -> CampaignSet:
+def with_topic(campaigns: CampaignSet, bootstrap: str) -> CampaignSet:
     """The folder's campaigns, updated by what rtm.campaigns holds now (newer versions win),
     so the start-up set never depends on which input Flink reads first."""
     for campaign_id, definition in kafka_clients.latest_by_key(bootstrap, settings.CAMPAIGNS_TOPIC).items():
@@ -45,6 +39,22 @@ def _with_topic(campaigns: CampaignSet, bootstrap: str) -> CampaignSet:
         except CampaignError as err:
             click.echo(f"warning: {settings.CAMPAIGNS_TOPIC} {campaign_id}: {err}", err=True)
     return campaigns
+
+
+def current_profiles(bootstrap: str, topic: str = settings.PROFILES_TOPIC) -> dict[str, dict]:
+    """The profiles a compacted topic holds now, by user id (bad ones are left to the job's DLQ).
+
+    A bounded run starts with them in effect, as a backtest does with its file: which of
+    two inputs Flink reads first must not change the result."""
+    profiles = {}
+    for user_id, raw in kafka_clients.latest_by_key(bootstrap, topic).items():
+        try:
+            profile = parse_profile(raw)
+        except InvalidProfile:
+            continue
+        if profile["user_id"] == user_id:
+            profiles[user_id] = profile
+    return profiles
 
 
 def _newest_event_time(bootstrap: str, topic: str) -> int | None:
@@ -61,7 +71,8 @@ def _newest_event_time(bootstrap: str, topic: str) -> int | None:
 @click.command()
 @bootstrap_option
 @campaigns_option
-@click.option("--bounded", is_flag=True, help="Read every topic up to its end offsets at start, then finish.")
+@click.option("--bounded", is_flag=True, help="Read every topic up to its end offsets at start, then finish "
+              "(profiles and campaigns on the topics are in effect from the first event).")
 @until_option
 @click.option("--delivery", type=click.Choice(["at-least-once", "exactly-once"]), default="at-least-once",
               show_default=True, help="Trigger delivery guarantee (exactly-once: Kafka transactions per checkpoint).")
@@ -78,13 +89,16 @@ def run(bootstrap, campaigns_dir, bounded, until, delivery):
 
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap)
-    campaigns = _with_topic(_startup_campaigns(campaigns_dir), bootstrap)
-    if bounded and until is None:
-        until = _newest_event_time(bootstrap, settings.EVENTS_TOPIC)
+    campaigns = with_topic(startup_campaigns(campaigns_dir), bootstrap)
+    profiles = {}
+    if bounded:
+        profiles = current_profiles(bootstrap)
+        if until is None:
+            until = _newest_event_time(bootstrap, settings.EVENTS_TOPIC)
     rules = TimeRules(live=not bounded, until=until)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
     campaign_job.run(
-        local_environment(), bootstrap, campaign_job.Startup(_definitions(campaigns)), rules,
+        local_environment(), bootstrap, campaign_job.Startup(definitions(campaigns), profiles), rules,
         bounded=bounded, delivery=delivery,
     )
 
@@ -110,7 +124,7 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir):
     from jobs.environment import local_environment
     from udfs.campaign_engine import TimeRules
 
-    campaigns = _startup_campaigns(campaigns_dir)
+    campaigns = startup_campaigns(campaigns_dir)
     warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
     records, newest = [], None
@@ -127,7 +141,7 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir):
             newest = ts if newest is None else max(newest, ts)
     rules = TimeRules(live=False, until=until if until is not None else newest)
     outputs = campaign_job.backtest(
-        local_environment(), records, campaign_job.Startup(_definitions(campaigns), profiles), rules
+        local_environment(), records, campaign_job.Startup(definitions(campaigns), profiles), rules
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, values in outputs.items():

@@ -5,7 +5,7 @@ import sys
 import click
 
 from rtm import kafka_broker, kafka_clients, settings
-from rtm.cli.events import bootstrap_option
+from rtm.cli.options import bootstrap_option
 
 
 @click.group()

@@ -1,13 +1,11 @@
 """The campaign job on real Kafka and a real MiniCluster (issue: the campaign job)."""
 
 import json
-import subprocess
-import sys
 import time
-
 from click.testing import CliRunner
 
 import scenarios
+from rtm import generator, kafka_clients
 from job_helpers import fresh_topics, live_job, read_json, run_bounded, wait_for
 from kafka_helpers import consume_all, produce
 from rtm.cli import main
@@ -33,3 +31,156 @@ def test_every_reference_scenario_fires_exactly_its_triggers_through_kafka(kafka
     # Triggers are keyed by user key.
     keys = {m.key().decode() for m in consume_all(kafka_bootstrap, topics.triggers, expected=len(triggers))}
     assert keys == {t["user_key"] for t in triggers}
+
+
+def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_repeats_exactly(
+    kafka_bootstrap, new_topic, tmp_path
+):
+    events_file, profiles_file = tmp_path / "events.jsonl", tmp_path / "profiles.jsonl"
+    events = sorted([*scenarios.events(), *generator.generate(60, start_ms=scenarios.T0)], key=lambda e: e["ts"])
+    events_file.write_bytes(scenarios.jsonl(events))
+    profiles_file.write_bytes(scenarios.jsonl([*scenarios.PROFILES, *generator.profiles(60)]))
+    files = ["--events", str(events_file), "--profiles", str(profiles_file)]
+
+    preview = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns", *files])
+    assert preview.exit_code == 0, preview.output
+    preview_triggers = [json.loads(line) for line in preview.stdout.splitlines()]
+
+    backtests = []
+    for run in range(3):
+        out_dir = tmp_path / f"backtest-{run}"
+        result = CliRunner().invoke(main, ["backtest", *files, "--out-dir", str(out_dir)])
+        assert result.exit_code == 0, result.output
+        backtests.append({name: (out_dir / f"{name}.jsonl").read_bytes() for name in ("triggers", "sessions", "dlq", "late")})
+    assert backtests[0] == backtests[1] == backtests[2]
+
+    topics = fresh_topics(new_topic)
+    produce(kafka_bootstrap, topics.profiles, [(p["user_id"].encode(), json.dumps(p).encode())
+                                               for p in [*scenarios.PROFILES, *generator.profiles(60)]])
+    produce(kafka_bootstrap, topics.events, [(None, json.dumps(e).encode()) for e in events])
+    run_bounded(kafka_bootstrap, topics, until=max(e["ts"] for e in events))
+    bounded_triggers = read_json(kafka_bootstrap, topics.triggers, expected=len(preview_triggers) + 1, timeout_s=10)
+
+    def comparable(triggers):
+        return sorted(json.dumps({**t, "emitted_at": None}, sort_keys=True) for t in triggers)
+
+    backtest_triggers = [json.loads(line) for line in backtests[0]["triggers"].splitlines()]
+    assert len(preview_triggers) > len(scenarios.EXPECTED)
+    assert comparable(backtest_triggers) == comparable(preview_triggers) == comparable(bounded_triggers)
+
+
+def test_bad_records_land_in_the_dlq_with_reasons_while_good_events_flow(kafka_bootstrap, new_topic):
+    topics = fresh_topics(new_topic)
+    good = scenarios.events()
+    bad = [
+        (b"k", b"{not json"),
+        (b"k", b'{"type": "page_view", "ts": 1795600000000, "user_id": "x"}'),  # no event_id
+        (b"k", b'{"event_id": 7, "type": "page_view", "ts": 1795600000000, "user_id": "x"}'),  # wrong type
+        (b"k", b'{"event_id": "h", "type": "page_view", "ts": "yesterday", "user_id": "x"}'),  # bad ts
+        (b"k", b'{"event_id": "n", "type": "page_view", "ts": 1795600000000}'),  # no user key
+        (b"k", json.dumps({"event_id": "big", "type": "page_view", "ts": scenarios.T0, "user_id": "x",
+                           "params": {"blob": "x" * 500_000}}).encode()),  # huge
+        (b"k", None),  # a tombstone on the events topic
+    ]
+    unknown_type = {"event_id": "u", "type": "never_heard_of_it", "ts": scenarios.T0, "user_id": "x"}
+    records = [(None, json.dumps(e).encode()) for e in good]
+    for i, record in enumerate(bad):
+        records.insert(2 * i + 1, record)  # bad records between good ones
+    records.append((None, json.dumps(unknown_type).encode()))  # valid: no campaign listens, nothing breaks
+    produce(kafka_bootstrap, topics.events, records)
+    produce(kafka_bootstrap, topics.profiles, [(p["user_id"].encode(), json.dumps(p).encode()) for p in scenarios.PROFILES])
+
+    run_bounded(kafka_bootstrap, topics, until=LAST_TS)
+
+    letters = read_json(kafka_bootstrap, topics.dlq, expected=len(bad) + 1, timeout_s=30)
+    assert len(letters) == len(bad)
+    assert sorted(letter["offset"] for letter in letters) == [2 * i + 1 for i in range(len(bad))]
+    reasons = [letter["reason"] for letter in sorted(letters, key=lambda letter: letter["offset"])]
+    for reason, expected in zip(reasons, ["not JSON", "event_id", "event_id", "ts", "user_id", "too large", "tombstone"]):
+        assert expected in reason
+    assert all(letter["topic"] == topics.events and letter["partition"] == 0 for letter in letters)
+    triggers = read_json(kafka_bootstrap, topics.triggers, expected=len(scenarios.EXPECTED) + 1, timeout_s=10)
+    assert scenarios.summary(triggers) == sorted(scenarios.EXPECTED)
+
+
+def _two_step(version: int, message: str) -> dict:
+    return {"id": "two_step", "version": version, "pattern": {"steps": [{"event": "a"}, {"event": "b"}]},
+            "action": {"channel": "push", "endpoint": "app", "message": message}}
+
+
+def _publish(bootstrap, topic, campaign_id, definition):
+    kafka_clients.write(bootstrap, topic, [(campaign_id, None if definition is None else json.dumps(definition).encode())])
+
+
+class _Traffic:
+    """Events for the live job, each with a new id and the current wall time as `ts`."""
+
+    def __init__(self, bootstrap, topics):
+        self.bootstrap, self.topics, self.count = bootstrap, topics, 0
+
+    def send(self, user, *types):
+        records = []
+        for type in types:
+            self.count += 1
+            event = {"event_id": f"live-{self.count}", "type": type, "ts": int(time.time() * 1000), "user_id": user}
+            records.append((user.encode(), json.dumps(event).encode()))
+        produce(self.bootstrap, self.topics.events, records)
+
+    def triggers(self):
+        return read_json(self.bootstrap, self.topics.triggers, expected=10_000, timeout_s=1)
+
+    def until_fired(self, campaign_id, message, probe_types):
+        """Send the probe events for fresh users until `campaign_id` fires with `message`:
+        proof that the job applies what was published before."""
+
+        def fired():
+            self.send(f"probe-{self.count}", *probe_types)
+            time.sleep(1)
+            return any(t["campaign_id"] == campaign_id and t["message"] == message for t in self.triggers())
+
+        wait_for(fired, timeout_s=90, every_s=0, what=f"{campaign_id} to fire with {message!r}")
+
+
+def test_published_campaigns_apply_live_and_new_versions_drop_partial_matches(kafka_bootstrap, new_topic):
+    topics = fresh_topics(new_topic)
+    traffic = _Traffic(kafka_bootstrap, topics)
+    with live_job(kafka_bootstrap, topics, campaigns={}):
+        _publish(kafka_bootstrap, topics.campaigns, "two_step", _two_step(1, "v1"))
+        traffic.until_fired("two_step", "v1", ["a", "b"])
+
+        traffic.send("walker", "a")  # a partial match of version 1
+        _publish(kafka_bootstrap, topics.campaigns, "two_step", _two_step(2, "v2"))
+        traffic.until_fired("two_step", "v2", ["a", "b"])
+        traffic.send("walker", "b")  # would complete version 1's match
+        traffic.send("walker", "a", "b")  # a whole match of version 2
+
+        _publish(kafka_bootstrap, topics.campaigns, "two_step", None)  # retire
+        marker = {"id": "marker", "version": 1, "pattern": {"steps": [{"event": "m"}]},
+                  "action": {"channel": "push", "endpoint": "app", "message": "marker"}}
+        _publish(kafka_bootstrap, topics.campaigns, "marker", marker)
+        traffic.until_fired("marker", "marker", ["m"])  # the retirement came before it
+        traffic.send("retiree", "a", "b", "m")
+        wait_for(lambda: any(t["user_key"] == "retiree" for t in traffic.triggers()), what="the retiree's marker")
+
+    by_user = {}
+    for trigger in traffic.triggers():
+        by_user.setdefault(trigger["user_key"], []).append((trigger["campaign_id"], trigger["campaign_version"]))
+    assert by_user["walker"] == [("two_step", 2)]
+    assert by_user["retiree"] == [("marker", 1)]
+
+
+def test_a_deadline_fires_within_seconds_when_no_event_arrives_at_all(kafka_bootstrap, new_topic):
+    topics = fresh_topics(new_topic)
+    quick_abandon = {"id": "quick_abandon", "version": 1,
+                     "pattern": {"steps": [{"event": "add_to_cart"}], "unless": ["purchase"],
+                                 "absence": {"for": "3s", "event": "add_to_cart"}},
+                     "action": {"channel": "email", "endpoint": "mail", "message": "come back"}}
+    traffic = _Traffic(kafka_bootstrap, topics)
+    with live_job(kafka_bootstrap, topics, campaigns={"quick_abandon": json.dumps(quick_abandon)}):
+        traffic.send("shopper", "add_to_cart")  # and then nothing, anywhere
+        sent_at = int(time.time() * 1000)
+        [trigger] = wait_for(traffic.triggers, timeout_s=90, what="the abandonment")
+    deadline = trigger["event_time"]
+    assert trigger["campaign_id"] == "quick_abandon"
+    assert deadline - sent_at <= 3_000
+    assert trigger["emitted_at"] - deadline < 15_000  # the out-of-orderness bound (5 s) plus slack

@@ -1,6 +1,7 @@
 """The Kafka-facing commands write and read real topics exactly as they say."""
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -44,3 +45,34 @@ def test_triggers_tail_on_a_missing_topic_says_so(kafka_bootstrap):
     )
     assert result.exit_code == 2
     assert "no-such-topic" in result.output
+
+
+def test_campaigns_publish_list_and_retire_through_the_topic(kafka_bootstrap, new_topic, tmp_path):
+    topic = new_topic("campaigns")
+    kafka = ["--topic", topic, "--bootstrap", kafka_bootstrap]
+    runner = CliRunner()
+
+    published = runner.invoke(main, ["campaigns", "publish", "campaigns", *kafka])
+    assert published.exit_code == 0, published.output
+    listed = runner.invoke(main, ["campaigns", "list", *kafka])
+    ids = [line.split("\t")[0] for line in listed.output.splitlines()]
+    assert "welcome_coupon" in ids and len(ids) == len(list(Path("campaigns").glob("*.yaml")))
+
+    retired = runner.invoke(main, ["campaigns", "retire", "welcome_coupon", *kafka])
+    assert retired.exit_code == 0, retired.output
+    after = runner.invoke(main, ["campaigns", "list", *kafka])
+    assert [line.split("\t")[0] for line in after.output.splitlines()] == [i for i in ids if i != "welcome_coupon"]
+    # The retirement is a tombstone keyed by the campaign id.
+    assert (b"welcome_coupon", None) in [(m.key(), m.value()) for m in consume_all(kafka_bootstrap, topic, expected=len(ids) + 1)]
+
+
+def test_campaigns_publish_writes_nothing_when_a_file_is_invalid(kafka_bootstrap, new_topic, tmp_path):
+    topic = new_topic("campaigns")
+    (tmp_path / "good.yaml").write_text(Path("campaigns/welcome_coupon.yaml").read_text().replace("welcome_coupon", "good"))
+    (tmp_path / "bad.yaml").write_text("id: bad\nversion: one\n")
+
+    result = CliRunner().invoke(main, ["campaigns", "publish", str(tmp_path), "--topic", topic, "--bootstrap", kafka_bootstrap])
+
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.output and "version" in result.output
+    assert consume_all(kafka_bootstrap, topic, expected=1, timeout_s=2) == []

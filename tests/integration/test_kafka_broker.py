@@ -3,7 +3,6 @@
 import socket
 from collections import defaultdict
 
-import pytest
 from click.testing import CliRunner
 
 from kafka_helpers import consume_all, produce

@@ -1,0 +1,414 @@
+"""Campaign definitions: load (YAML files or JSON from rtm.campaigns), validate, compile.
+
+Validation has two layers: the JSON Schema (campaigns/campaign.schema.json, shared
+with editors) checks the structure; compiling checks what a schema cannot (conditions,
+templates, bindings, state names). Every problem becomes an Issue naming the source,
+the line (for YAML files), the field and what is allowed.
+"""
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import msgspec
+import yaml
+
+from rtm.errors import RtmError
+from rtm.expressions import ExpressionError, Expression, Payload, Scope, Template, merge_paths
+from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
+                          compile_pattern, parse_duration)
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "campaigns" / "campaign.schema.json"
+
+
+@dataclass(frozen=True)
+class Issue:
+    source: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.field or '(top level)'}: {self.message}"
+
+
+class CampaignError(RtmError, ValueError):
+    """A definition that cannot be used; `issues` lists every problem found."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__("\n".join(map(str, issues)))
+        self.issues = issues
+
+
+@dataclass(frozen=True)
+class Audience:
+    visitor: str | None = None
+    identity: str | None = None
+    segments: tuple[str, ...] = ()
+    where: Expression | None = None
+    exclude: tuple[EventFilter, ...] = ()
+
+    def admits(self, user: Mapping[str, Any], profile: Mapping[str, Any], scope: Scope, errors: list[str]) -> bool:
+        if self.visitor and user["first_time"] != (self.visitor == "first_time"):
+            return False
+        if self.identity and user["known"] != (self.identity == "known"):
+            return False
+        if self.segments and not set(self.segments).issubset(profile.get("segments") or ()):
+            return False
+        return self.where is None or self.where.holds(scope, errors, "audience.where")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max: int | None = None
+    per: int | None = None
+    cooldown: int | None = None
+    reenter: bool = True
+    holdout: float = 0.0
+
+    @property
+    def lifetime_cap(self) -> int | None:
+        """Completions a user may ever have, or None for no lifetime cap."""
+        if not self.reenter:
+            return 1
+        return self.max if self.per is None else None
+
+
+@dataclass(frozen=True)
+class Action:
+    channel: str
+    endpoint: str
+    message: Template
+    data: Payload
+
+
+@dataclass(frozen=True)
+class Emit:
+    event: str
+    params: Payload
+
+
+@dataclass(frozen=True, eq=False)
+class Campaign:
+    id: str
+    version: int
+    fingerprint: int  # of the whole definition: any change drops partial matches
+    definition: Mapping[str, Any]
+    pattern: Pattern
+    audience: Audience
+    limits: Limits
+    action: Action | None
+    emit: Emit | None
+    bind_paths: Mapping[str, frozenset[tuple[str, ...]]]  # bound-event fields the campaign reads
+    wakes: tuple[Types, ...]  # per pattern state (and waiting): event types the campaign consumes
+
+
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    try:
+        schema = json.loads(SCHEMA_PATH.read_text())
+    except OSError as err:
+        raise RtmError(f"cannot read the campaign schema {SCHEMA_PATH}: {err.strerror}; "
+                       "run from a checkout or an editable install") from None
+    return jsonschema.Draft202012Validator(schema)
+
+
+_validator = cache(_schema_validator)
+
+
+def load_definition(definition: Any, source: str = "<definition>",
+                    lines: Mapping[tuple, int] | None = None) -> Campaign:
+    """Validate and compile one definition (a dict as parsed from YAML or JSON).
+
+    Raises CampaignError listing every problem; `lines` maps field paths to YAML lines.
+    """
+    lines = lines or {}
+    issues = sorted((Issue(source, _line_of(lines, tuple(err.absolute_path)), _dotted(err.absolute_path), _explain(err))
+                     for err in _validator().iter_errors(definition)), key=lambda i: (i.line or 0, i.field))
+    if not issues:
+        try:
+            return _compile(definition)
+        except FieldError as err:
+            path = _parse_dotted(err.field)
+            issues.append(Issue(source, _line_of(lines, path), err.field, err.message))
+    raise CampaignError(issues)
+
+
+def parse_definition(raw: bytes | str, source: str = "<rtm.campaigns>") -> Campaign:
+    """A definition as published on rtm.campaigns (JSON)."""
+    try:
+        definition = msgspec.json.decode(raw)
+    except msgspec.DecodeError as err:
+        raise CampaignError([Issue(source, None, "", f"not JSON: {err}")]) from None
+    return load_definition(definition, source)
+
+
+def load_file(path: Path) -> Campaign:
+    """One campaigns/<id>.yaml file; its id must equal the file's stem."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CampaignError([Issue(source, None, "", f"cannot read: {err}")]) from None
+    try:
+        definition, lines, duplicates = _yaml_with_lines(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(err, "problem", None) or str(err)
+        raise CampaignError([Issue(source, line, "", f"YAML syntax error: {problem}")]) from None
+    issues = [Issue(source, line, _dotted(p), "key given twice; keep one") for p, line in duplicates]
+    if isinstance(definition, dict) and definition.get("id") != path.stem:
+        issues.append(Issue(source, lines.get(("id",)), "id",
+                            f"{definition.get('id')!r} must equal the file name {path.stem!r}"))
+    try:
+        campaign = load_definition(definition, source, lines)
+    except CampaignError as err:
+        issues += err.issues
+    if issues:
+        raise CampaignError(issues)
+    return campaign
+
+
+def campaign_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files named by paths (files or folders, not recursive), sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise RtmError(f"{path}: no such file or folder")
+    return files
+
+
+def load_paths(paths: Iterable[Path]) -> tuple[list[Campaign], list[Issue]]:
+    """Every campaign under paths, and every issue of every file (not just the first)."""
+    campaigns: list[Campaign] = []
+    issues: list[Issue] = []
+    seen: dict[str, Path] = {}
+    for path in campaign_files(paths):
+        try:
+            campaign = load_file(path)
+        except CampaignError as err:
+            issues += err.issues
+            continue
+        if campaign.id in seen:
+            issues.append(Issue(str(path), None, "id", f"{campaign.id!r} is also defined in {seen[campaign.id]}"))
+            continue
+        seen[campaign.id] = path
+        campaigns.append(campaign)
+    return campaigns, issues
+
+
+class CampaignSet:
+    """The running campaigns, compiled once, indexed by the event types they consume.
+
+    The Flink job builds it from its broadcast state and applies rtm.campaigns updates
+    with upsert/retire; preview builds it from files.
+    """
+
+    def __init__(self, campaigns: Iterable[Campaign] = ()) -> None:
+        self._by_id: dict[str, Campaign] = {c.id: c for c in campaigns}
+        self._reindex()
+
+    @classmethod
+    def from_definitions(cls, definitions: Mapping[str, Any]) -> "CampaignSet":
+        """From campaign id -> definition (dict, or JSON text/bytes as on rtm.campaigns)."""
+        campaigns, issues = [], []
+        for key, definition in sorted(definitions.items()):
+            try:
+                campaigns.append(_load_any(definition, f"campaign {key}"))
+            except CampaignError as err:
+                issues += err.issues
+        if issues:
+            raise CampaignError(issues)
+        return cls(campaigns)
+
+    def upsert(self, definition: Any) -> Campaign:
+        """Add or replace one campaign; on any error the running version stays."""
+        campaign = _load_any(definition, "<rtm.campaigns>")
+        running = self._by_id.get(campaign.id)
+        if running is not None:
+            if campaign.version < running.version:
+                raise CampaignError([Issue(campaign.id, None, "version", f"{campaign.version} is older than the "
+                                           f"running version {running.version}; publish a higher version")])
+            if campaign.version == running.version:
+                if campaign.fingerprint != running.fingerprint:
+                    raise CampaignError([Issue(campaign.id, None, "version", f"the definition changed but the version is "
+                                               f"still {campaign.version}; bump the version")])
+                return running
+        self._by_id[campaign.id] = campaign
+        self._reindex()
+        return campaign
+
+    def retire(self, campaign_id: str) -> bool:
+        """Remove a campaign (users' state for it is dropped when next touched)."""
+        found = self._by_id.pop(campaign_id, None) is not None
+        if found:
+            self._reindex()
+        return found
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        return self._by_id.get(campaign_id)
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return campaign_id in self._by_id
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Campaign]:
+        return iter(sorted(self._by_id.values(), key=lambda c: c.id))
+
+    def starting(self, event_type: str, synthetic: bool) -> tuple[Campaign, ...]:
+        """Campaigns a user without a partial match must visit for this event type."""
+        if synthetic:
+            return self._named.get(event_type, ())
+        return self._real.get(event_type, self._any)
+
+    def _reindex(self) -> None:
+        named: dict[str, list[Campaign]] = {}
+        any_type: list[Campaign] = []
+        for campaign in self:
+            starts = campaign.wakes[0]
+            for name in starts.names:
+                named.setdefault(name, []).append(campaign)
+            if starts.any:
+                any_type.append(campaign)
+        self._named = {t: tuple(cs) for t, cs in named.items()}
+        self._any = tuple(any_type)
+        self._real = {t: tuple(sorted({*cs, *any_type}, key=lambda c: c.id)) for t, cs in named.items()}
+
+
+def _load_any(definition: Any, source: str) -> Campaign:
+    if isinstance(definition, (bytes, str)):
+        return parse_definition(definition, source)
+    return load_definition(definition, source)
+
+
+def _compile(d: Mapping[str, Any]) -> Campaign:
+    if ("action" in d) == ("emit" in d):
+        raise FieldError("action", "a campaign needs exactly one of `action` (deliver a trigger) "
+                                   "or `emit` (feed a synthetic event back)")
+    pattern = compile_pattern(d["pattern"])
+    bindings = pattern.bindings
+    a = d.get("audience", {})
+    audience = Audience(
+        visitor=a.get("visitor"), identity=a.get("identity"), segments=tuple(a.get("segments", ())),
+        where=compile_condition(a.get("where"), (), "audience.where"),
+        exclude=tuple(compile_filter(f, (), f"audience.exclude[{i}]") for i, f in enumerate(a.get("exclude", ()))))
+    lim = d.get("limits", {})
+    limits = Limits(
+        max=lim.get("max"), per=parse_duration(lim["per"], "limits.per") if "per" in lim else None,
+        cooldown=parse_duration(lim["cooldown"], "limits.cooldown") if "cooldown" in lim else None,
+        reenter=lim.get("reenter", True), holdout=float(lim.get("holdout", 0.0)))
+    if limits.per is not None and limits.max is None:
+        raise FieldError("limits.per", "per needs max (at most `max` triggers per period)")
+    action = emit = None
+    if "action" in d:
+        spec = d["action"]
+        action = Action(spec["channel"], spec["endpoint"], _template(spec.get("message", ""), bindings, "action.message"),
+                        _payload(spec.get("data", {}), bindings, "action.data"))
+        rendered = [action.message.paths, action.data.paths]
+    else:
+        if limits.holdout:
+            raise FieldError("limits.holdout", "holdout applies to campaigns with an action; an emit is never delivered")
+        emit = Emit(d["emit"]["event"], _payload(d["emit"].get("params", {}), bindings, "emit.params"))
+        rendered = [emit.params.paths]
+    conditions = [t.filter.where for ts in pattern.transitions for t in ts]
+    conditions += [f.where for f in pattern.unless] + [pattern.absence.filter.where if pattern.absence else None]
+    paths = merge_paths([*(c.paths for c in conditions if c is not None), *rendered])
+    exclude = NO_TYPES
+    for f in audience.exclude:
+        exclude = exclude | f.types
+    return Campaign(
+        id=d["id"], version=d["version"], fingerprint=_fingerprint(d), definition=d, pattern=pattern,
+        audience=audience, limits=limits, action=action, emit=emit,
+        bind_paths={name: frozenset(p) for name, p in paths.items()},
+        wakes=tuple(types | exclude for types in pattern.consumes))
+
+
+def _template(source: str, bindings: tuple[str, ...], field: str) -> Template:
+    try:
+        return Template(source, bindings)
+    except ExpressionError as err:
+        raise FieldError(field, str(err)) from None
+
+
+def _payload(value: Any, bindings: tuple[str, ...], field: str) -> Payload:
+    try:
+        return Payload(value, bindings, field)
+    except ExpressionError as err:
+        raise FieldError(field, str(err)) from None
+
+
+def _fingerprint(definition: Mapping[str, Any]) -> int:
+    canonical = msgspec.json.encode(definition, order="sorted")
+    return int.from_bytes(hashlib.blake2b(canonical, digest_size=4).digest(), "big")
+
+
+def _explain(err: jsonschema.ValidationError) -> str:
+    """The schema's message, plus what is allowed where jsonschema does not say."""
+    if err.validator == "additionalProperties":
+        allowed = ", ".join(sorted(err.schema.get("properties", {})))
+        return f"{err.message}; allowed: {allowed}"
+    if err.validator == "anyOf" and err.context:
+        return jsonschema.exceptions.best_match(err.context).message
+    if err.validator == "pattern" and err.schema.get("description"):
+        return f"{err.instance!r} is not valid: {err.schema['description']}"
+    return err.message
+
+
+def _dotted(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _parse_dotted(field: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", field))
+
+
+def _line_of(lines: Mapping[tuple, int], path: tuple) -> int | None:
+    """The line of the deepest known field on path (a missing field: its parent's line)."""
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
+def _yaml_with_lines(text: str) -> tuple[Any, dict[tuple, int], list[tuple[tuple, int]]]:
+    """Parse YAML; also map each field path to its 1-based line and list duplicate keys."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    lines: dict[tuple, int] = {}
+    duplicates: list[tuple[tuple, int]] = []
+
+    def walk(n: yaml.Node, path: tuple) -> None:
+        lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                child = (*path, key.value)
+                if child in lines:
+                    duplicates.append((child, key.start_mark.line + 1))
+                walk(value, child)
+                lines[child] = key.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return data, lines, duplicates

@@ -1,0 +1,122 @@
+"""`rtm campaigns ...`: validate and preview files; publish, retire and list on Kafka."""
+
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+
+from rtm import kafka_broker, kafka_clients, settings
+from rtm.campaigns import CampaignSet, campaign_files, load_paths
+from rtm.errors import RtmError
+from rtm.cli.options import bootstrap_option, until_option
+from rtm.preview import read_events, read_profiles, run_preview
+
+
+@click.group()
+def campaigns():
+    """Write, check and try campaigns."""
+
+
+@campaigns.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check campaign files (default: campaigns/); every problem names file, line and field."""
+    paths = paths or (Path("campaigns"),)
+    files = campaign_files(paths)
+    loaded, issues = load_paths(paths)
+    for issue in issues:
+        click.echo(str(issue), err=True)
+    if issues:
+        bad = len({i.source for i in issues})
+        click.echo(f"{len(issues)} problem(s) in {bad} of {len(files)} file(s)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(loaded)} campaign(s) in {len(files)} file(s)")
+
+
+@campaigns.command()
+@click.option("--campaigns", "campaigns_dir", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Folder (or file) of campaign YAML.")
+@click.option("--events", "events_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Events, one JSON object per line, in arrival order.")
+@click.option("--profiles", "profiles_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Profiles, one JSON object per line.")
+@until_option
+def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None) -> None:
+    """Run the engine alone over files and print the triggers as JSONL.
+
+    The same engine as the Flink job: the same input gives the same triggers
+    (emitted_at, wall time at delivery, stays null here). Bad input lines are
+    reported on stderr and skipped.
+    """
+    loaded, issues = load_paths([campaigns_dir])
+    if issues:
+        raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
+    warn = lambda message: click.echo(message, err=True)  # noqa: E731
+    profiles = read_profiles(profiles_path, warn) if profiles_path else {}
+    result = run_preview(CampaignSet(loaded), read_events(events_path, warn), profiles, until)
+    encoder = msgspec.json.Encoder()
+    for trigger in result.triggers:
+        click.echo(encoder.encode(trigger))
+    for error in result.errors:
+        warn(f"warning: {error}")
+    skipped = f", {result.late} late" if result.late else ""
+    skipped += f", {result.after_until} after --until (skipped)" if result.after_until else ""
+    warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{skipped}: "
+         f"{len(result.triggers)} triggers, {sum(t['holdout'] for t in result.triggers)} of them holdout")
+
+
+topic_option = click.option("--topic", default=settings.CAMPAIGNS_TOPIC, show_default=True)
+
+
+def write_campaigns(bootstrap: str, topic: str, loaded) -> None:
+    """Publish validated campaigns: their definitions as JSON, keyed by campaign id."""
+    encode = msgspec.json.Encoder().encode
+    kafka_clients.write(bootstrap, topic, [(c.id, encode(c.definition)) for c in loaded])
+
+
+@campaigns.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@bootstrap_option
+@topic_option
+def publish(paths: tuple[Path, ...], bootstrap: str | None, topic: str) -> None:
+    """Validate campaign files, then write each to the campaigns topic (key = id).
+
+    A running job applies them within seconds: a new id starts, a higher version
+    replaces the running one (its partial matches are dropped). Nothing is written
+    unless every file is valid.
+    """
+    loaded, issues = load_paths(paths)
+    if issues:
+        raise RtmError("nothing published; fix these first:\n" + "\n".join(map(str, issues)))
+    write_campaigns(kafka_broker.resolve_bootstrap(bootstrap), topic, loaded)
+    for campaign in loaded:
+        click.echo(f"published {campaign.id} version {campaign.version} to {topic}")
+
+
+@campaigns.command()
+@click.argument("campaign_id")
+@bootstrap_option
+@topic_option
+def retire(campaign_id: str, bootstrap: str | None, topic: str) -> None:
+    """Retire a campaign: a tombstone on the campaigns topic; its user state is dropped."""
+    bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
+    if campaign_id not in kafka_clients.latest_by_key(bootstrap, topic):
+        click.echo(f"note: {campaign_id} is not on {topic}; a campaign the job loaded from a folder "
+                   "is retired all the same", err=True)
+    kafka_clients.write(bootstrap, topic, [(campaign_id, None)])
+    click.echo(f"retired {campaign_id} on {topic}")
+
+
+@campaigns.command(name="list")
+@bootstrap_option
+@topic_option
+def list_(bootstrap: str | None, topic: str) -> None:
+    """List the campaigns the topic holds now (latest version of each, retired ones left out)."""
+    bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
+    for campaign_id, raw in sorted(kafka_clients.latest_by_key(bootstrap, topic).items()):
+        try:
+            definition = msgspec.json.decode(raw)
+            click.echo(f"{campaign_id}\tversion {definition.get('version')}\t{definition.get('name', '')}")
+        except (msgspec.DecodeError, AttributeError):
+            click.echo(f"{campaign_id}\t(not a valid definition: the job rejects it)")

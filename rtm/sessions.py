@@ -1,0 +1,48 @@
+"""Sessions: a user's events separated by less than the gap (event time) form one session."""
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+
+class Session(msgspec.Struct, array_like=True):
+    index: int  # 1 for the user's first session
+    start: int
+    last: int  # event time of the latest event
+    count: int = 1
+    pages: int = 0
+    platform: str | None = None
+
+
+def session_id(user_key: str, start: int) -> str:
+    """Deterministic, so a replay names sessions the same way."""
+    return hashlib.blake2b(f"{user_key}\x1f{start}".encode(), digest_size=8).hexdigest()
+
+
+def open_session(index: int, ts: int, is_page: bool, platform: Any) -> Session:
+    return Session(index, ts, ts, 1, int(is_page), platform if isinstance(platform, str) else None)
+
+
+def touch(session: Session, ts: int, is_page: bool) -> None:
+    session.count += 1
+    session.pages += is_page
+    session.last = max(session.last, ts)
+
+
+def view(session: Session | None, user_key: str) -> dict[str, Any]:
+    """The session as conditions see it (`session.pages`, `session.index`, ...)."""
+    if session is None:
+        return {}
+    return {"id": session_id(user_key, session.start), "index": session.index, "start": session.start,
+            "count": session.count, "pages": session.pages, "platform": session.platform,
+            "duration_ms": session.last - session.start}
+
+
+def record(kind: str, session: Session, user_key: str, user_id: str | None,
+           anonymous_id: str | None) -> dict[str, Any]:
+    """A session_start or session_end record for rtm.sessions (end is None while open)."""
+    return {"kind": kind, "session_id": session_id(user_key, session.start), "user_key": user_key,
+            "user_id": user_id, "anonymous_id": anonymous_id, "index": session.index,
+            "start": session.start, "end": session.last if kind == "session_end" else None,
+            "event_count": session.count, "pages": session.pages, "platform": session.platform}

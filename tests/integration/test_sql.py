@@ -1,0 +1,245 @@
+"""The Flink SQL aggregations of sql/, run bounded on a MiniCluster over known records."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from kafka_helpers import produce
+from rtm import settings, sql
+from rtm.cli import main
+from rtm.errors import RtmError
+from rtm.sessions import Session, record as sessions_record
+from rtm.triggers import make_trigger
+
+DAY = datetime(2026, 11, 25)  # window bounds come back as naive UTC timestamps
+
+
+def _at(clock: str) -> datetime:
+    """A time on DAY, naive UTC like the window bounds: _at('10:01') or _at('10:01:30')."""
+    hour, minute, *second = map(int, clock.split(":"))
+    return DAY.replace(hour=hour, minute=minute, second=second[0] if second else 0)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _json(records) -> list[tuple[bytes, bytes | None]]:
+    """Kafka records from dicts; bytes and None go through as they are (junk, tombstones)."""
+    return [(b"k", r if r is None or isinstance(r, bytes) else json.dumps(r).encode()) for r in records]
+
+
+def _run(name: str, bootstrap: str, **overrides) -> list[dict]:
+    values = sql.variables(bootstrap, bounded=True, overrides=overrides)
+    rows = list(sql.rows(sql.run(sql.render(settings.SQL_DIR / name, values))))
+    # Windows emit each row once, final: never an update or a retraction.
+    assert {row.pop("op") for row in rows} <= {"+I"}
+    return rows
+
+
+def _trigger(label, campaign, channel, user, time, holdout=False):
+    """A trigger as the campaign job writes it; its id follows from `label` and the rest."""
+    return make_trigger(campaign_id=campaign, version=1, user_key=user, user_id=user, anonymous_id=None,
+                        channel=channel, endpoint="", message="", data={}, matched_event_ids=[label],
+                        event_time=_ms(time), holdout=holdout)
+
+
+def _event(event_id, kind, time, user_id=None, anonymous_id=None, ts=None):
+    return {"event_id": event_id, "type": kind, "ts": _ms(time) if ts is None else ts,
+            "user_id": user_id, "anonymous_id": anonymous_id}
+
+
+def test_triggers_per_campaign_and_channel_per_minute_split_delivered_and_holdout(kafka_bootstrap, new_topic):
+    triggers = new_topic("triggers")
+    produce(kafka_bootstrap, triggers, _json([
+        _trigger("t1", "c1", "popup", "u1", _at("10:00:05")),
+        _trigger("t1", "c1", "popup", "u1", _at("10:00:05")),  # written twice: counts once
+        _trigger("t2", "c1", "popup", "u2", _at("10:00:30"), holdout=True),
+        _trigger("t3", "c1", "email", "u3", _at("10:00:40")),
+        _trigger("t4", "c1", "popup", "u1", _at("10:00:59")),
+        _trigger("t5", "c2", "popup", "u1", _at("10:01:00")),  # a window includes its start
+        b"not json",
+        None,  # a tombstone
+        {**_trigger("t6", "c1", "popup", "u1", _at("10:00:50")), "event_time": None},  # no event time
+    ]))
+
+    rows = _run("triggers_per_minute.sql", kafka_bootstrap, triggers_topic=triggers)
+
+    minute = timedelta(minutes=1)
+    assert sorted(rows, key=lambda r: (r["window_start"], r["campaign_id"], r["channel"])) == [
+        {"window_start": _at("10:00"), "window_end": _at("10:00") + minute, "campaign_id": "c1", "channel": "email",
+         "triggers": 1, "delivered": 1, "held_out": 0, "users": 1},
+        {"window_start": _at("10:00"), "window_end": _at("10:00") + minute, "campaign_id": "c1", "channel": "popup",
+         "triggers": 3, "delivered": 2, "held_out": 1, "users": 2},
+        {"window_start": _at("10:01"), "window_end": _at("10:01") + minute, "campaign_id": "c2", "channel": "popup",
+         "triggers": 1, "delivered": 1, "held_out": 0, "users": 1},
+    ]
+
+
+def test_funnel_gives_conversion_within_the_window_for_treated_and_holdout(kafka_bootstrap, new_topic):
+    triggers, events = new_topic("triggers"), new_topic("events")
+    produce(kafka_bootstrap, triggers, _json([
+        _trigger("t1", "c1", "popup", "u1", _at("10:00")),  # buys at 11:00: converted
+        _trigger("t2", "c1", "popup", "u2", _at("10:00")),  # buys 25 h later: too late
+        _trigger("t3", "c1", "popup", "u3", _at("10:05")),  # someone else buys: not u3
+        _trigger("t4", "c1", "popup", "u4", _at("10:10")),  # buys twice: converted once
+        _trigger("h1", "c1", "popup", "h1", _at("10:00"), holdout=True),  # buys at 12:00: converted
+        _trigger("h2", "c1", "popup", "h2", _at("10:00"), holdout=True),  # adds to cart only
+        _trigger("h3", "c1", "popup", "h3", _at("10:00"), holdout=True),  # bought before the trigger
+        _trigger("h4", "c1", "popup", "h4", _at("10:00"), holdout=True),  # the purchase that triggered
+        _trigger("t5", "c2", "email", "u1", _at("10:30")),  # c2 has no holdout group
+    ]))
+    produce(kafka_bootstrap, events, _json([
+        _event("e1", "purchase", _at("09:59"), user_id="h3"),
+        _event("e2", "purchase", _at("10:00"), user_id="h4"),
+        _event("e3", "purchase", _at("10:06"), user_id="u9"),
+        _event("e4", "add_to_cart", _at("10:07"), user_id="h2"),
+        _event("e5", "purchase", _at("10:20"), user_id="u4"),
+        _event("e6", "purchase", _at("10:40"), user_id="u4"),
+        _event("e7", "purchase", _at("11:00"), user_id="u1"),
+        _event("e8", "purchase", _at("12:00"), user_id="h1"),
+        _event("e9", "purchase", _at("10:00") + timedelta(hours=25), user_id="u2"),
+    ]))
+
+    rows = _run("conversion_funnel.sql", kafka_bootstrap, triggers_topic=triggers, events_topic=events)
+
+    day = {"window_start": DAY, "window_end": DAY + timedelta(days=1)}
+    assert sorted(rows, key=lambda r: r["campaign_id"]) == [
+        {**day, "campaign_id": "c1", "treated": 4, "treated_converted": 2, "treated_rate": 0.5,
+         "holdout": 4, "holdout_converted": 1, "holdout_rate": 0.25, "uplift": 0.25},
+        {**day, "campaign_id": "c2", "treated": 1, "treated_converted": 1, "treated_rate": 1.0,
+         "holdout": 0, "holdout_converted": 0, "holdout_rate": None, "uplift": None},
+    ]
+
+
+def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_bootstrap, new_topic):
+    triggers, events = new_topic("triggers"), new_topic("events")
+    produce(kafka_bootstrap, triggers, _json([_trigger("t1", "c1", "popup", "u1", _at("10:00")),
+                                              _trigger("t2", "c1", "popup", "u2", _at("10:00"))]))
+    produce(kafka_bootstrap, events, _json([_event("e1", "checkout", _at("10:20"), user_id="u1"),
+                                            _event("e2", "checkout", _at("10:40"), user_id="u2")]))
+
+    result = CliRunner().invoke(main, [
+        "sql", "run", str(settings.SQL_DIR / "conversion_funnel.sql"), "--bounded", "--bootstrap", kafka_bootstrap,
+        "--set", f"triggers_topic={triggers}", "--set", f"events_topic={events}",
+        "--set", "conversion_event=checkout", "--set", "conversion_window=30 minutes",
+    ])
+
+    assert result.exit_code == 0, result.output
+    header, *lines = [line.split("\t") for line in result.output.splitlines()]
+    assert [dict(zip(header, line)) for line in lines] == [
+        {"op": "+I", "window_start": "2026-11-25 00:00:00", "window_end": "2026-11-26 00:00:00", "campaign_id": "c1",
+         "treated": "2", "treated_converted": "1", "treated_rate": "0.5", "holdout": "0", "holdout_converted": "0",
+         "holdout_rate": "NULL", "uplift": "NULL"}
+    ]
+
+
+def test_session_stats_per_platform_from_ended_sessions_by_end_time(kafka_bootstrap, new_topic):
+    sessions = new_topic("sessions")
+
+    def session(kind, user, start, last, count, pages, platform):
+        """A session record as the campaign job writes it (its id follows from user and start)."""
+        return sessions_record(kind, Session(1, _ms(_at(start)), _ms(_at(last)), count, pages, platform), user, user, None)
+
+    produce(kafka_bootstrap, sessions, _json([
+        session("session_start", "u1", "10:00", "10:00", 1, 1, "web"),  # starts are not counted
+        session("session_end", "u1", "10:00", "10:10", 5, 3, "web"),
+        session("session_end", "u4", "10:14", "10:15", 2, 1, None),
+        session("session_end", "u2", "10:20", "10:20", 1, 1, "web"),  # a bounce
+        session("session_end", "u1", "10:30", "10:50", 3, 2, "web"),
+        session("session_start", "u3", "10:40", "10:40", 1, 0, "ios"),
+        session("session_end", "u3", "10:40", "11:05", 2, 0, "ios"),  # ends in the next hour
+    ]))
+
+    rows = _run("session_stats.sql", kafka_bootstrap, sessions_topic=sessions)
+
+    hour = timedelta(hours=1)
+    columns = ("platform", "sessions", "users", "avg_duration_s", "avg_events", "avg_pages", "bounces")
+    assert sorted(rows, key=lambda r: (r["window_start"], r["platform"])) == [
+        {"window_start": _at("10:00"), "window_end": _at("10:00") + hour, **dict(zip(columns, values))}
+        for values in [("unknown", 1, 1, 60.0, 2.0, 1.0, 0), ("web", 3, 2, 600.0, 3.0, 2.0, 1)]
+    ] + [{"window_start": _at("11:00"), "window_end": _at("11:00") + hour,
+          **dict(zip(columns, ("ios", 1, 1, 1500.0, 2.0, 0.0, 0)))}]
+
+
+def test_active_users_per_window_by_user_key_with_ts_in_millis_or_iso_8601(kafka_bootstrap, new_topic):
+    events = new_topic("events")
+    produce(kafka_bootstrap, events, _json([
+        _event("e1", "page_view", _at("10:00"), user_id="u1"),
+        _event("e2", "page_view", _at("10:10"), user_id="u1", ts="2026-11-25T10:10:00Z"),
+        # 12:20 at +02:00 is 10:20 UTC: the offset counts.
+        _event("e3", "page_view", _at("10:20"), anonymous_id="a1", ts="2026-11-25T12:20:00+02:00"),
+        _event("e3", "page_view", _at("10:20"), anonymous_id="a1", ts="2026-11-25T12:20:00+02:00"),  # again
+        _event("e4", "login", _at("10:59"), user_id="u2", ts="2026-11-25T10:59:59.999Z"),
+        # Not counted: no valid ts, epoch seconds, no user key, not JSON.
+        _event("x1", "page_view", _at("10:30"), user_id="u7", ts="yesterday"),
+        _event("x2", "page_view", _at("10:30"), user_id="u7", ts=_ms(_at("10:30")) // 1000),
+        _event("x3", "page_view", _at("10:30"), ts="2026-11-25T10:30:00Z"),
+        b"{not json",
+        _event("e5", "page_view", _at("11:30"), user_id="u1", anonymous_id="a1"),
+        _event("e6", "page_view", _at("11:45"), anonymous_id="a2"),
+    ]))
+
+    rows = _run("active_users.sql", kafka_bootstrap, events_topic=events)
+
+    hour = timedelta(hours=1)
+    assert sorted(rows, key=lambda r: r["window_start"]) == [
+        {"window_start": _at("10:00"), "window_end": _at("11:00"), "active_users": 3, "known_users": 2, "events": 4},
+        {"window_start": _at("11:00"), "window_end": _at("11:00") + hour, "active_users": 2, "known_users": 1,
+         "events": 2},
+    ]
+
+
+def test_render_fills_in_broker_topics_windows_and_bounded_mode():
+    values = sql.variables("broker-1:9092", bounded=True, overrides={"events_topic": "my.events",
+                                                                    "active_users_window": "1 day"})
+    rendered = sql.render(settings.SQL_DIR / "active_users.sql", values)
+
+    assert "'properties.bootstrap.servers' = 'broker-1:9092'" in rendered
+    assert "'topic' = 'my.events'" in rendered
+    assert "TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' DAY)" in rendered
+    assert "'scan.bounded.mode' = 'latest-offset'" in rendered
+    assert "{%" not in rendered and "{{" not in rendered
+    unbounded = sql.render(settings.SQL_DIR / "active_users.sql", sql.variables("broker-1:9092"))
+    assert "scan.bounded.mode" not in unbounded
+
+
+def test_render_command_prints_the_sql_for_the_sql_client():
+    result = CliRunner().invoke(main, ["sql", "render", str(settings.SQL_DIR / "triggers_per_minute.sql"),
+                                       "--bootstrap", "kafka:9092", "--set", "triggers_topic=it's"])
+
+    assert result.exit_code == 0, result.output
+    assert "'properties.bootstrap.servers' = 'kafka:9092'" in result.output
+    assert "'topic' = 'it''s'" in result.output  # quotes in values stay inside the literal
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"trigger_windw": "1 minute"}, "unknown SQL variable trigger_windw"),
+        ({"trigger_window": "1 fortnight"}, "trigger_window='1 fortnight' is not a duration"),
+        ({"startup_mode": "beginning"}, "startup_mode='beginning': choose one of"),
+    ],
+)
+def test_bad_variables_are_refused_naming_the_variable(overrides, message):
+    with pytest.raises(RtmError, match=message):
+        sql.variables("kafka:9092", overrides=overrides)
+
+
+def test_statements_split_at_semicolons_outside_quotes_and_comments():
+    script = "-- a; comment\nCREATE VIEW v AS SELECT 'a;b' AS `c;d`;\n/* x; y */ SELECT 1;\n-- trailing; comment\n"
+
+    assert sql.statements(script) == [
+        "-- a; comment\nCREATE VIEW v AS SELECT 'a;b' AS `c;d`",
+        "/* x; y */ SELECT 1",
+    ]
+
+
+def test_a_failing_statement_is_reported_with_its_number_and_text(tmp_path):
+    (tmp_path / "broken.sql").write_text("{% include 'tables.sql.j2' %}\nSELECT nonsense FROM events;\n")
+    script = sql.render(tmp_path / "broken.sql", sql.variables("kafka:9092"))
+
+    with pytest.raises(RtmError, match=r"statement 7 of 7 failed:\n.*Column 'nonsense' not found.*\nSELECT nonsense FROM events"):
+        sql.run(script)

@@ -1,0 +1,66 @@
+"""`rtm campaigns preview`: the engine over files, triggers as JSONL."""
+
+import json
+
+from click.testing import CliRunner
+
+from rtm.cli.campaigns import campaigns as cli
+
+from conftest import ROOT
+
+EVENTS = [
+    {"event_id": "a1", "type": "page_view", "ts": "2026-11-25T10:00:00Z", "anonymous_id": "anon",
+     "params": {"page": "landing"}},
+    {"event_id": "c1", "type": "add_to_cart", "ts": "2026-11-25T10:00:00Z", "user_id": "u1",
+     "params": {"sku": "sku-9"}},
+    {"event_id": "c1", "type": "add_to_cart", "ts": "2026-11-25T10:00:00Z", "user_id": "u1",
+     "params": {"sku": "sku-9"}},
+    {"event_id": "k1", "type": "checkout", "ts": "2026-11-25T10:01:00Z", "user_id": "u1",
+     "params": {"cart_items": 2}},
+    {"event_id": "x", "type": "page_view", "ts": "2026-11-25T15:00:00Z", "anonymous_id": "other"},
+]
+
+
+def files(tmp_path, events=EVENTS, bad_line=True):
+    lines = [json.dumps(e) for e in events]
+    if bad_line:
+        lines.insert(1, '{"event_id": "broken"')
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "profiles.jsonl").write_text(
+        '{"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["sku-1"]}}\n')
+    return ["preview", "--campaigns", str(ROOT / "campaigns"), "--events", str(tmp_path / "events.jsonl"),
+            "--profiles", str(tmp_path / "profiles.jsonl")]
+
+
+def triggers(output):
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_preview_prints_triggers_and_settles_at_the_largest_event_time(tmp_path):
+    result = CliRunner().invoke(cli, files(tmp_path))
+    assert result.exit_code == 0, result.output
+    fired = triggers(result.stdout)
+    assert [t["campaign_id"] for t in fired] == ["welcome_coupon", "vip_checkout_recommendations",
+                                                 "cart_abandoned_email"]
+    assert fired[-1]["data"]["sku"] == "sku-9" and fired[-1]["emitted_at"] is None
+
+
+def test_preview_reports_bad_lines_on_stderr_and_counts(tmp_path):
+    result = CliRunner().invoke(cli, files(tmp_path))
+    assert "events.jsonl:2: not JSON" in result.stderr
+    assert "5 events, 3 users, 1 duplicates: 3 triggers" in result.stderr
+
+
+def test_preview_until_stops_event_time(tmp_path):
+    result = CliRunner().invoke(cli, [*files(tmp_path), "--until", "2026-11-25T13:59:59Z"])
+    assert result.exit_code == 0, result.output
+    assert "cart_abandoned_email" not in [t["campaign_id"] for t in triggers(result.stdout)]
+    assert "1 after --until (skipped)" in result.stderr
+
+
+def test_preview_refuses_invalid_campaigns(tmp_path):
+    (tmp_path / "bad.yaml").write_text("id: bad\n")
+    args = files(tmp_path)
+    args[args.index("--campaigns") + 1] = str(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and "bad.yaml" in str(result.exception)

@@ -1,0 +1,165 @@
+"""Properties over random event sequences (hypothesis), against the shipped campaigns plus caps."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rtm.campaigns import CampaignSet, load_paths
+from rtm.engine import EngineConfig, decode_state
+from rtm.expressions import Scope
+from rtm.events import event_dict
+
+from conftest import HOUR, MIN, ROOT, SEC, T0, User, campaign_set, event
+
+CONFIG = EngineConfig(dedup_max_ids=32)
+TYPES = ["page_view", "add_to_cart", "purchase", "checkout", "login", "main_screen", "chat", "play", "level_up"]
+GAPS = [0, SEC, MIN, 10 * MIN, 40 * MIN, 2 * HOUR, 5 * HOUR]
+EXTRA = campaign_set("""
+id: capped
+version: 1
+pattern: {steps: [{event: add_to_cart}, {event: checkout}], within: 1h, unless: [purchase]}
+action: {channel: push, endpoint: p}
+limits: {max: 2, per: 6h, cooldown: 30m}
+""")
+CAMPAIGNS = CampaignSet([*load_paths([ROOT / "campaigns"])[0], EXTRA.get("capped")])
+PROFILES = st.sampled_from([None, {"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["r"]}},
+                            {"user_id": "u1", "segments": [], "attributes": {}}])
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def histories(draw, max_size=40):
+    """(events in arrival order, profile). Duplicates are exact resends within minutes."""
+    known = draw(st.booleans())
+    events, at = [], 0
+    for i in range(draw(st.integers(0, max_size))):
+        if events and draw(st.integers(0, 9)) == 0:
+            events.append(events[draw(st.integers(max(0, len(events) - 3), len(events) - 1))])
+            continue
+        at += draw(st.sampled_from(GAPS))
+        events.append(event(
+            f"e{i}", draw(st.sampled_from(TYPES)), at, user_id="u1" if known else None,
+            anonymous_id=None if known else "a1",
+            params={"page": draw(st.sampled_from(["landing", "home"])), "section": draw(st.sampled_from(["", "hats"])),
+                    "cart_items": draw(st.integers(0, 6)), "sku": "s", "game": "chess"},
+            context={"app": draw(st.sampled_from(["game", "web"]))}))
+    return events, draw(PROFILES)
+
+
+def run(events, profile, split_at=None, split_time=None, end=None):
+    """One user through the events; optionally settle before event `split_at`, and at `end`."""
+    user = User(CAMPAIGNS, profile, CONFIG)
+    for i, e in enumerate(events):
+        if i == split_at:
+            user.settle(split_time)
+        user.send(e)
+    if end is not None:
+        user.settle(end)
+    return user
+
+
+def applied(events):
+    """The events the engine applies: first occurrence of each id (resends come within the horizon)."""
+    seen, out = set(), []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            out.append(e)
+    return out
+
+
+def _matches(filt, e) -> bool:
+    return filt.matches(e.type, False, Scope({"event": event_dict(e)}), [], "")
+
+
+def assert_pattern_completed(trigger, stream):
+    """An independent check that the matched events really complete the campaign's pattern."""
+    campaign = CAMPAIGNS.get(trigger["campaign_id"])
+    pattern = campaign.pattern
+    at = {e.event_id: i for i, e in enumerate(stream)}
+    real = [i for i in trigger["matched_event_ids"] if i in at]
+    end = trigger["event_time"]
+    if not real:  # completed by the synthetic user_left_game: an hour without game events
+        game = [e for e in stream if e.context.get("app") == "game" and e.ts < end]
+        assert game and game[-1].ts == end - HOUR, trigger
+        return
+    positions = [at[i] for i in real]
+    assert positions == sorted(positions)
+    # Replay the matched events through the transitions (types only; conditions may be data-dependent).
+    states = set(range(len(pattern.transitions))) if len(real) == pattern.max_ids else {0}
+    for i in real:
+        e = stream[at[i]]
+        states = {t.target for s in states for t in pattern.transitions[s] if t.filter.types.has(e.type, False)}
+    assert states & pattern.final, trigger
+    first, last = positions[0], positions[-1]
+    assert not any(_matches(u, e) for e in stream[first + 1:last] for u in pattern.unless)
+    if pattern.absence:
+        assert end == stream[last].ts + pattern.absence.for_ms
+        later = [e for e in stream[last + 1:] if e.ts < end]
+        assert not any(_matches(pattern.absence.filter, e) for e in later)
+        assert not any(_matches(u, e) for e in later for u in pattern.unless)
+    else:
+        assert end == stream[last].ts
+    if pattern.within is not None:
+        assert end - stream[first].ts <= pattern.within
+    if campaign.audience.visitor == "first_time":
+        assert first == 0
+
+
+@FAST
+@given(histories())
+def test_no_trigger_without_a_completed_pattern(history):
+    events, profile = history
+    user = run(events, profile, end=10 * 24 * HOUR)
+    stream = applied(events)
+    for trigger in user.triggers:
+        assert_pattern_completed(trigger, stream)
+
+
+@FAST
+@given(histories())
+def test_caps_are_never_exceeded(history):
+    events, profile = history
+    user = run(events, profile, end=10 * 24 * HOUR)
+    for campaign in CAMPAIGNS:
+        limits = campaign.limits
+        times = sorted(t["event_time"] for t in user.fired(campaign.id))
+        if limits.lifetime_cap is not None:
+            assert len(times) <= limits.lifetime_cap
+        if limits.cooldown is not None:
+            assert all(b - a >= limits.cooldown for a, b in zip(times, times[1:]))
+        if limits.per is not None:
+            assert all(sum(t - limits.per < u <= t for u in times) <= limits.max for t in times)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(max_size=150))
+def test_state_size_is_bounded_by_the_definitions_not_the_events(history):
+    events, profile = history
+    user = User(CAMPAIGNS, profile, CONFIG)
+    bound = 100 + 20 * CONFIG.dedup_max_ids + 300 * len(CAMPAIGNS)
+    for e in events:
+        user.send(e)
+        state = decode_state(user.state)
+        assert len(user.state) <= bound
+        assert len(state.seen) <= CONFIG.dedup_max_ids
+        for cid, progress in state.progress.items():
+            campaign = CAMPAIGNS.get(cid)
+            assert len(progress.recent) <= (campaign.limits.max or 1)
+            if progress.run is not None:
+                assert len(progress.run.ids) <= campaign.pattern.max_ids
+                assert set(progress.run.binds) <= set(campaign.pattern.bindings)
+
+
+@FAST
+@given(histories(), st.data())
+def test_splitting_the_input_and_settling_in_between_gives_the_same_triggers(history, data):
+    events, profile = history
+    split_at = data.draw(st.integers(0, len(events)))
+    before = max((e.ts for e in events[:split_at]), default=T0) - T0
+    after = events[split_at].ts - T0 if split_at < len(events) else before + 6 * HOUR
+    split_time = data.draw(st.integers(before, max(before, after)))
+    end = max([after, *(e.ts - T0 for e in events)]) + 10 * HOUR
+    whole = run(events, profile, end=end)
+    split = run(events, profile, split_at, split_time, end=end)
+    assert split.triggers == whole.triggers
+    assert split.sessions == whole.sessions

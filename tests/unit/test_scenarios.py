@@ -1,0 +1,315 @@
+"""Each reference scenario of DESIGN.md: events that fire it, and near-misses that must not."""
+
+import pytest
+
+from rtm.triggers import in_holdout
+
+from conftest import HOUR, MIN, SEC, User, campaign_set, event
+
+VIP = {"user_id": "u1", "segments": ["vip"],
+       "attributes": {"first_name": "Ann", "recommendations": ["sku-1", "sku-2"]}}
+
+
+def landing(event_id="e1", at=0, **kw):
+    return event(event_id, "page_view", at, params={"page": "landing"}, **kw)
+
+
+# -- first-time visitor: landing page -> $5 coupon ---------------------------------
+
+def test_first_time_visitor_on_landing_gets_the_coupon(shipped):
+    user = User(shipped)
+    user.send(landing(user_id=None, anonymous_id="anon-1"))
+    [trigger] = user.fired("welcome_coupon")
+    assert trigger["channel"] == "popup" and trigger["data"] == {"coupon_code": "WELCOME5", "amount_usd": 5}
+    assert trigger["matched_event_ids"] == ["e1"] and trigger["anonymous_id"] == "anon-1"
+
+
+def test_returning_visitor_on_landing_gets_no_coupon(shipped):
+    user = User(shipped)
+    user.send(event("e0", "app_open", 0), landing(at=SEC))
+    assert user.fired("welcome_coupon") == []
+
+
+def test_coupon_is_given_once_even_after_a_new_session(shipped):
+    user = User(shipped)
+    user.send(landing(), landing("e2", at=2 * HOUR))
+    assert len(user.fired("welcome_coupon")) == 1
+
+
+# -- known user views a store section -> pop-up about that section ---------------------
+
+def test_known_user_viewing_a_section_gets_a_popup_for_that_section(shipped):
+    user = User(shipped, VIP)
+    user.send(event("e1", "page_view", 0, params={"section": "shoes"}))
+    [trigger] = user.fired("store_section_popup")
+    assert trigger["data"] == {"section": "shoes"}
+    assert trigger["message"] == "New arrivals in Shoes for you, Ann!"
+
+
+def test_anonymous_user_viewing_a_section_gets_no_popup(shipped):
+    user = User(shipped)
+    user.send(event("e1", "page_view", 0, user_id=None, anonymous_id="a", params={"section": "shoes"}))
+    assert user.fired("store_section_popup") == []
+
+
+def test_section_popup_cap_of_one_per_hour_is_kept(shipped):
+    user = User(shipped)
+    for i, at in enumerate([0, 10 * MIN, 50 * MIN, 61 * MIN]):
+        user.send(event(f"e{i}", "page_view", at, params={"section": f"s{i}"}))
+    assert [t["data"]["section"] for t in user.fired("store_section_popup")] == ["s0", "s3"]
+
+
+# -- VIP at checkout with fewer than 4 items -> recommendations -----------------------
+
+def vip_user_not_in_holdout() -> str:
+    return next(u for u in (f"vip-{i}" for i in range(100))
+                if not in_holdout(u, "vip_checkout_recommendations", 0.1))
+
+
+def test_vip_at_checkout_with_few_items_gets_the_profile_recommendations(shipped):
+    uid = vip_user_not_in_holdout()
+    user = User(shipped, {**VIP, "user_id": uid})
+    user.send(event("e1", "checkout", 0, user_id=uid, params={"cart_items": 3}))
+    [trigger] = user.fired("vip_checkout_recommendations")
+    assert trigger["data"] == {"items": ["sku-1", "sku-2"]} and trigger["holdout"] is False
+
+
+@pytest.mark.parametrize("profile, items", [
+    ({**VIP, "segments": ["regular"]}, 2),  # wrong segment
+    (None, 2),  # no profile at all
+    (VIP, 4),  # too many items
+    (VIP, None),  # the field is missing
+])
+def test_checkout_popup_near_misses(shipped, profile, items):
+    user = User(shipped, profile)
+    params = {} if items is None else {"cart_items": items}
+    user.send(event("e1", "checkout", 0, params=params))
+    assert user.fired("vip_checkout_recommendations") == []
+
+
+def test_vip_in_the_holdout_group_is_recorded_but_marked_holdout(shipped):
+    uid = next(u for u in (f"vip-{i}" for i in range(1000)) if in_holdout(u, "vip_checkout_recommendations", 0.1))
+    user = User(shipped, {**VIP, "user_id": uid})
+    user.send(event("e1", "checkout", 0, user_id=uid, params={"cart_items": 1}))
+    [trigger] = user.fired("vip_checkout_recommendations")
+    assert trigger["holdout"] is True
+
+
+def test_holdout_share_is_close_to_the_configured_share():
+    share = sum(in_holdout(f"user-{i}", "c", 0.1) for i in range(20_000)) / 20_000
+    assert 0.09 < share < 0.11
+
+
+# -- cart abandoned: 4 h after the last add_to_cart, no purchase ------------------------
+
+def add(event_id, at, sku="s1"):
+    return event(event_id, "add_to_cart", at, params={"sku": sku, "name": f"item {sku}"})
+
+
+def test_cart_abandoned_email_fires_4h_after_the_add(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0))
+    assert user.next_deadline == event("x", "x", 30 * MIN).ts  # first the session gap...
+    user.settle(30 * MIN)
+    assert user.next_deadline == event("x", "x", 4 * HOUR).ts  # ...then the absence deadline
+    user.settle(4 * HOUR)
+    [trigger] = user.fired("cart_abandoned_email")
+    assert trigger["data"] == {"template": "cart_abandoned", "sku": "s1"}
+    assert trigger["event_time"] == event("x", "x", 4 * HOUR).ts
+    assert trigger["matched_event_ids"][0] == "c1" and trigger["matched_event_ids"][1].startswith("absence:")
+
+
+def test_cart_abandoned_other_activity_does_not_postpone_it(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0), event("p1", "page_view", 3 * HOUR), event("p2", "page_view", 3 * HOUR + 50 * MIN))
+    user.settle(4 * HOUR)
+    assert [t["event_time"] for t in user.fired("cart_abandoned_email")] == [event("x", "x", 4 * HOUR).ts]
+
+
+def test_cart_abandoned_a_later_add_to_cart_postpones_it_and_names_the_last_item(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0, "s1"), add("c2", 2 * HOUR, "s2"))
+    user.settle(4 * HOUR)
+    assert user.fired("cart_abandoned_email") == []
+    user.settle(6 * HOUR)
+    [trigger] = user.fired("cart_abandoned_email")
+    assert trigger["data"]["sku"] == "s2" and trigger["matched_event_ids"][0] == "c2"
+
+
+def test_cart_abandoned_is_cancelled_by_a_purchase(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0), event("b1", "purchase", HOUR))
+    user.settle(10 * HOUR)
+    assert user.fired("cart_abandoned_email") == []
+
+
+def test_purchase_before_the_add_does_not_cancel(shipped):
+    user = User(shipped)
+    user.send(event("b1", "purchase", 0), add("c1", HOUR))
+    user.settle(5 * HOUR)
+    assert len(user.fired("cart_abandoned_email")) == 1
+
+
+def test_cart_abandoned_cap_one_per_day(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0))
+    user.send(add("c2", 5 * HOUR))  # the first email fired at 4 h; this one would at 9 h
+    user.settle(10 * HOUR)
+    assert len(user.fired("cart_abandoned_email")) == 1
+
+
+# -- game: 1 h without a game event -> user_left_game -> come-back email ----------------
+
+def game(event_id, at, type="level_up", game_name="chess"):
+    return event(event_id, type, at, context={"app": "game"}, params={"game": game_name})
+
+
+def test_an_hour_without_game_events_sends_the_come_back_email(shipped):
+    user = User(shipped)
+    user.send(game("g1", 0), game("g2", 20 * MIN), event("w1", "page_view", 40 * MIN))
+    user.settle(80 * MIN - 1)
+    assert user.fired("game_come_back_email") == []
+    user.settle(80 * MIN)
+    [trigger] = user.fired("game_come_back_email")
+    assert trigger["data"] == {"template": "come_back", "game": "chess"}
+    assert trigger["event_time"] == event("x", "x", 80 * MIN).ts
+    [marker] = trigger["matched_event_ids"]
+    assert marker.startswith("user_left_game:")
+
+
+def test_come_back_email_fires_even_when_the_last_game_event_names_no_game(shipped):
+    user = User(shipped)
+    user.send(game("g1", 0), event("g2", "play", MIN, context={"app": "game"}))
+    user.settle(2 * HOUR)
+    [trigger] = user.fired("game_come_back_email")
+    assert trigger["data"]["game"] is None and trigger["event_time"] == event("x", "x", HOUR + MIN).ts
+
+
+def test_a_game_event_within_the_hour_keeps_the_user_in(shipped):
+    user = User(shipped)
+    user.send(game("g1", 0), game("g2", 50 * MIN))
+    user.settle(100 * MIN)
+    assert user.fired("game_come_back_email") == []
+
+
+def test_anonymous_player_gets_no_come_back_email(shipped):
+    user = User(shipped)
+    user.send(event("g1", "level_up", 0, user_id=None, anonymous_id="a1", context={"app": "game"}))
+    user.settle(2 * HOUR)
+    assert user.fired("game_come_back_email") == []
+
+
+# -- three page views in one session -----------------------------------------------
+
+def pv(event_id, at):
+    return event(event_id, "page_view", at)
+
+
+def test_three_page_views_in_one_session_are_eligible(shipped):
+    user = User(shipped)
+    user.send(pv("p1", 0), event("x1", "add_to_cart", MIN), pv("p2", 2 * MIN), pv("p3", 3 * MIN))
+    [trigger] = user.fired("three_page_views")
+    assert trigger["matched_event_ids"] == ["p1", "p2", "p3"] and trigger["data"]["pages"] == 3
+
+
+def test_three_page_views_across_two_sessions_are_not(shipped):
+    user = User(shipped)
+    user.send(pv("p1", 0), pv("p2", MIN), pv("p3", 40 * MIN))  # 39 min gap > 30 min: new session
+    assert user.fired("three_page_views") == []
+    user.send(pv("p4", 41 * MIN), pv("p5", 42 * MIN))
+    assert [t["matched_event_ids"] for t in user.fired("three_page_views")] == [["p3", "p4", "p5"]]
+
+
+# -- state machine: login -> main_screen <-> chat -> play ---------------------------
+
+def test_state_machine_fires_on_entering_play_after_chat_round_trips(shipped):
+    user = User(shipped)
+    types = ["login", "main_screen", "chat", "main_screen", "chat", "main_screen", "play"]
+    user.send(*(event(f"m{i}", t, i * SEC) for i, t in enumerate(types)))
+    [trigger] = user.fired("login_to_play")
+    assert trigger["matched_event_ids"][-1] == "m6" and trigger["channel"] == "push"
+
+
+@pytest.mark.parametrize("types", [
+    ["main_screen", "login", "play"],  # out of order: play needs the main screen after login
+    ["login", "chat", "main_screen"],  # chat is not reachable from logged_in, and no play
+    ["login", "main_screen", "chat", "play"],  # play from chat is not a transition
+])
+def test_state_machine_near_misses(shipped, types):
+    user = User(shipped)
+    user.send(*(event(f"m{i}", t, i * SEC) for i, t in enumerate(types)))
+    assert user.fired("login_to_play") == []
+
+
+# -- options the shipped campaigns do not exercise ------------------------------------
+
+WITHIN = """
+id: browse_then_buy
+version: 1
+pattern:
+  steps:
+    - {event: page_view, as: view}
+    - {event: add_to_cart, where: event.params.sku == view.params.sku}
+  within: 10m
+action: {channel: push, endpoint: p, message: "{{ view.params.sku }}"}
+"""
+
+
+def test_steps_out_of_order_do_not_match():
+    user = User(campaign_set(WITHIN))
+    user.send(event("a", "add_to_cart", 0, params={"sku": "x"}), event("v", "page_view", MIN, params={"sku": "x"}))
+    assert user.triggers == []
+
+
+def test_window_exceeded_does_not_match_but_a_fresh_start_does():
+    user = User(campaign_set(WITHIN))
+    user.send(event("v1", "page_view", 0, params={"sku": "x"}),
+              event("a1", "add_to_cart", 11 * MIN, params={"sku": "x"}))
+    assert user.triggers == []
+    user.send(event("v2", "page_view", 12 * MIN, params={"sku": "x"}),
+              event("a2", "add_to_cart", 13 * MIN, params={"sku": "x"}))
+    assert [t["matched_event_ids"] for t in user.triggers] == [["v2", "a2"]]
+    assert user.triggers[0]["message"] == "x"
+
+
+def test_a_binding_feeds_a_later_condition():
+    user = User(campaign_set(WITHIN))
+    user.send(event("v1", "page_view", 0, params={"sku": "x"}), event("a1", "add_to_cart", MIN, params={"sku": "y"}))
+    assert user.triggers == []
+
+
+EXCLUDE = """
+id: no_ads_near_health
+version: 1
+audience:
+  exclude: [{event: page_view, where: event.params.category == "health"}]
+pattern:
+  steps: [{event: page_view, times: 2}]
+action: {channel: popup, endpoint: p}
+"""
+
+
+def test_real_time_exclusion_suppresses_for_the_rest_of_the_session_only():
+    user = User(campaign_set(EXCLUDE))
+    user.send(event("h", "page_view", 0, params={"category": "health"}), pv("p1", MIN), pv("p2", 2 * MIN))
+    assert user.triggers == []
+    user.send(pv("p3", HOUR), pv("p4", HOUR + MIN))  # a new session
+    assert len(user.triggers) == 1
+
+
+COOLDOWN = """
+id: every_add
+version: 1
+pattern:
+  steps: [{event: add_to_cart}]
+action: {channel: push, endpoint: p}
+limits: {cooldown: 10m, max: 3, per: 1d}
+"""
+
+
+def test_cooldown_and_cap_per_period():
+    user = User(campaign_set(COOLDOWN))
+    user.send(*(event(f"a{m}", "add_to_cart", m * MIN) for m in range(0, 60, 5)))
+    assert [t["matched_event_ids"] for t in user.triggers] == [["a0"], ["a10"], ["a20"]]
+    user.send(event("next-day", "add_to_cart", 25 * HOUR))
+    assert len(user.triggers) == 4
