@@ -282,18 +282,29 @@ def live_run(bootstrap: str, start, events_topic: str, output_topic: str, events
     return {"produced": produced, "achieved": achieved, "ready": ready, "outputs": appended(bootstrap, output_topic)}
 
 
-def latencies(run: dict, measured: set[str], completing, keep=lambda record: True) -> list[int]:
-    """Append minus produce millis of each output whose completing event is in `measured`."""
-    return [
-        millis - run["produced"][completing(record)]
+def latencies(run: dict, measured: list[str], completing, keep=lambda record: True) -> list[int]:
+    """Append minus produce millis of each output whose completing event is in `measured`,
+    in the order those events were produced."""
+    position = {event_id: i for i, event_id in enumerate(measured)}
+    found = sorted(
+        (position[completing(record)], millis - run["produced"][completing(record)])
         for millis, record in run["outputs"]
-        if keep(record) and completing(record) in measured
-    ]
+        if keep(record) and completing(record) in position
+    )
+    return [latency for _, latency in found]
+
+
+def drift(values: list[int]) -> str:
+    """p50 of the first and of the last quarter of the window: equal if the job kept up."""
+    quarter = len(values) // 4
+    if not quarter:
+        return "-"
+    return f"{percentile(values[:quarter], 0.5):,.0f} -> {percentile(values[-quarter:], 0.5):,.0f}"
 
 
 def latency(bootstrap: str, run_id: str, events: list[dict], users: int, campaigns: dict[str, str],
             rate: float, window: slice) -> dict:
-    measured = {event["event_id"] for event in events[window]}
+    measured = [event["event_id"] for event in events[window]]
     results = {}
 
     topics = job_topics(bootstrap, f"bench-job-{run_id}-live")
@@ -339,11 +350,12 @@ def report(args, tp: dict, lat: dict) -> None:
         ("Flink SQL MATCH_RECOGNIZE", tp["sql"], lat["sql"]),
     ]
     say("")
-    say(f"{'job':32} {'events/s':>9} {'outputs':>8} {'p50 ms':>8} {'p99 ms':>8} {'latency n':>9}")
+    say(f"{'job':32} {'events/s':>9} {'outputs':>8} {'p50 ms':>8} {'p99 ms':>8} {'latency n':>9}  "
+        "p50 first -> last quarter")
     for name, through, live in rows:
         p50, p99 = percentile(live["latencies"], 0.50), percentile(live["latencies"], 0.99)
         say(f"{name:32} {fmt(through and through['rate']):>9} {fmt(through and through['outputs']):>8} "
-            f"{fmt(p50):>8} {fmt(p99):>8} {len(live['latencies']):>9,}")
+            f"{fmt(p50):>8} {fmt(p99):>8} {len(live['latencies']):>9,}  {drift(live['latencies'])}")
     rtm_lat, sql_lat = lat["rtm"]["latencies"], lat["sql"]["latencies"]
     say(f"{'rtm / SQL':32} {ratio(tp['rtm']['rate'], tp['sql']['rate']):>9} {'':>8} "
         f"{ratio(percentile(rtm_lat, 0.5), percentile(sql_lat, 0.5)):>8} "

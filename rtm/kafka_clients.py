@@ -8,6 +8,11 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from rtm.errors import RtmError
 
 
+def new_producer(bootstrap: str) -> Producer:
+    """A producer that keeps order and writes each record once, even when it retries."""
+    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+
+
 def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes | None]]) -> int:
     """Write (key, value) records in order (value None: a tombstone); all acknowledged."""
     failures = []
@@ -16,7 +21,7 @@ def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes 
         if err is not None:
             failures.append(f"record with key {message.key()!r}: {err.str()}")
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = new_producer(bootstrap)
     count = 0
     for key, value in records:
         producer.produce(topic, key=None if key is None else key.encode(), value=value, on_delivery=delivered)

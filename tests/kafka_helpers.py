@@ -6,10 +6,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 
 def produce(bootstrap: str, topic: str, records) -> None:
-    """Write (key, value) pairs in order; waits until every one is acknowledged."""
+    """Write (key, value) or (key, value, kafka_timestamp_ms) records in order; waits
+    until every one is acknowledged."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    for key, value in records:
-        producer.produce(topic, key=key, value=value)
+    for key, value, *timestamp in records:
+        producer.produce(topic, key=key, value=value, timestamp=timestamp[0] if timestamp else 0)
     assert producer.flush(30) == 0, "not every record was acknowledged within 30 s"
 
 

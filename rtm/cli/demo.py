@@ -36,7 +36,7 @@ def demo(bootstrap, users, duration):
     from rtm.cli.run import definitions, startup_campaigns, with_topic
     from udfs.campaign_engine import TimeRules
 
-    console = Console()
+    console = Console(soft_wrap=True)
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap)
     campaigns = startup_campaigns(settings.CAMPAIGNS_DIR)
@@ -68,17 +68,20 @@ def demo(bootstrap, users, duration):
 def _play(bootstrap: str, users: int, stop_at: float) -> None:
     """Write generated events with event time running SPEEDUP times faster than the clock."""
     start_ms = int(time.time() * 1000)
-    events = list(generator.generate(users, seed=int(time.time()), start_ms=start_ms, spread_ms=5 * 3_600_000,
-                                     gap_ms=60_000))
+    events = generator.generate(users, seed=int(time.time()), start_ms=start_ms, spread_ms=5 * 3_600_000, gap_ms=60_000)
+    producer = kafka_clients.new_producer(bootstrap)
     started = time.monotonic()
     for event in events:
         wait = (event["ts"] - start_ms) / 1000 / SPEEDUP - (time.monotonic() - started)
         if wait > 0:
+            producer.flush()
             time.sleep(wait)
         if time.monotonic() > stop_at:
-            return
-        kafka_clients.write(bootstrap, settings.EVENTS_TOPIC,
-                            [(event.get("user_id") or event["anonymous_id"], json.dumps(event).encode())])
+            break
+        key = event.get("user_id") or event["anonymous_id"]
+        producer.produce(settings.EVENTS_TOPIC, key=key.encode(), value=json.dumps(event).encode())
+        producer.poll(0)
+    producer.flush(10)
 
 
 def _show(console: Console, trigger: dict) -> None:

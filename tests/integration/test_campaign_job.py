@@ -14,11 +14,17 @@ LAST_TS = scenarios.events()[-1]["ts"]
 
 
 def _produce_scenarios(bootstrap, topics):
+    """Profiles, then events without a message key and with Kafka timestamps that run
+    backwards, a day before their `ts`: the job must go by the payload alone."""
     produce(bootstrap, topics.profiles, [(p["user_id"].encode(), json.dumps(p).encode()) for p in scenarios.PROFILES])
-    produce(bootstrap, topics.events, [(None, json.dumps(e).encode()) for e in scenarios.events()])
+    events = scenarios.events()
+    produce(bootstrap, topics.events, [(None, json.dumps(e).encode(), events[-1 - i]["ts"] - 24 * scenarios.HOUR)
+                                       for i, e in enumerate(events)])
 
 
-def test_every_reference_scenario_fires_exactly_its_triggers_through_kafka(kafka_bootstrap, new_topic):
+def test_every_reference_scenario_fires_exactly_its_triggers_by_payload_time_not_kafka_time(
+    kafka_bootstrap, new_topic
+):
     topics = fresh_topics(new_topic)
     _produce_scenarios(kafka_bootstrap, topics)
 
@@ -184,3 +190,17 @@ def test_a_deadline_fires_within_seconds_when_no_event_arrives_at_all(kafka_boot
     assert trigger["campaign_id"] == "quick_abandon"
     assert deadline - sent_at <= 3_000
     assert trigger["emitted_at"] - deadline < 15_000  # the out-of-orderness bound (5 s) plus slack
+
+
+def test_rtm_run_bounded_over_the_rtm_topics_gives_the_reference_triggers(kafka_bootstrap):
+    from jobs import campaign_job
+    from rtm import settings, topics
+
+    topics.ensure_topics(kafka_bootstrap)
+    _produce_scenarios(kafka_bootstrap, campaign_job.Topics())  # rtm.events, rtm.profiles, ...
+
+    result = CliRunner().invoke(main, ["run", "--bounded", "--bootstrap", kafka_bootstrap])
+
+    assert result.exit_code == 0, result.output
+    triggers = read_json(kafka_bootstrap, settings.TRIGGERS_TOPIC, expected=len(scenarios.EXPECTED) + 1, timeout_s=10)
+    assert scenarios.summary(triggers) == sorted(scenarios.EXPECTED)
