@@ -9,7 +9,7 @@ import msgspec
 from rtm import kafka_broker, kafka_clients, settings
 from rtm.campaigns import CampaignSet, campaign_files, load_paths
 from rtm.errors import RtmError
-from rtm.cli.options import bootstrap_option, until_option
+from rtm.cli.options import bootstrap_option, engine_options, until_option
 from rtm.preview import read_events, read_profiles, run_preview
 
 
@@ -42,7 +42,9 @@ def validate(paths: tuple[Path, ...]) -> None:
 @click.option("--profiles", "profiles_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Profiles, one JSON object per line.")
 @until_option
-def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None) -> None:
+@engine_options
+def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None,
+            engine_config) -> None:
     """Run the engine alone over files and print the triggers as JSONL.
 
     The same engine as the Flink job: the same input gives the same triggers
@@ -54,7 +56,7 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
         raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
     warn = lambda message: click.echo(message, err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
-    result = run_preview(CampaignSet(loaded), read_events(events_path, warn), profiles, until)
+    result = run_preview(CampaignSet(loaded), read_events(events_path, warn), profiles, until, engine_config)
     encoder = msgspec.json.Encoder()
     for trigger in result.triggers:
         click.echo(encoder.encode(trigger))

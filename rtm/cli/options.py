@@ -1,8 +1,13 @@
 """Options that several commands share, defined once."""
 
+import dataclasses
+import functools
+
 import click
 
+from rtm.engine import DEFAULT_CONFIG
 from rtm.events import InvalidEvent, parse_ts
+from rtm.patterns import FieldError, parse_duration
 
 bootstrap_option = click.option(
     "--bootstrap", metavar="HOST:PORT",
@@ -23,3 +28,39 @@ until_option = click.option(
     "--until", callback=_parse_until,
     help="Event time stops here (ISO-8601 or epoch millis); default: the largest event time in the input.",
 )
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, param.name)
+    except FieldError as err:
+        raise click.BadParameter(err.message) from None
+
+
+# Engine settings a user may change, as (option, EngineConfig field, help).
+_ENGINE_OPTIONS = (
+    ("--session-gap", "session_gap_ms", "A session closes after this much event time without an event."),
+    ("--dedup-horizon", "dedup_horizon_ms", "An event id seen within this much event time is a duplicate."),
+    ("--allowed-lateness", "allowed_lateness_ms", "Events older than the user's latest by more go to rtm.late."),
+    ("--idle-expiry", "idle_expiry_ms", "A user quiet this long is forgotten (state is freed)."),
+)
+
+
+def engine_options(command):
+    """Add the engine's time settings (durations such as 30m, 1h, 7d) and pass them to the
+    command as one `engine_config: EngineConfig` argument."""
+
+    @functools.wraps(command)
+    def with_config(*args, **kwargs):
+        changes = {field: kwargs.pop(field) for _, field, _ in _ENGINE_OPTIONS}
+        config = dataclasses.replace(DEFAULT_CONFIG, **{k: v for k, v in changes.items() if v is not None})
+        return command(*args, engine_config=config, **kwargs)
+
+    for option, field, text in reversed(_ENGINE_OPTIONS):
+        default = getattr(DEFAULT_CONFIG, field)
+        with_config = click.option(option, field, callback=duration, help=f"{text} [default: {default // 1000}s]")(
+            with_config
+        )
+    return with_config

@@ -8,7 +8,7 @@ import msgspec
 
 from rtm import kafka_broker, kafka_clients, settings, topics
 from rtm.campaigns import CampaignError, CampaignSet, load_paths
-from rtm.cli.options import bootstrap_option, until_option
+from rtm.cli.options import bootstrap_option, duration, engine_options, until_option
 from rtm.errors import RtmError
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.preview import read_profiles
@@ -76,7 +76,12 @@ def _newest_event_time(bootstrap: str, topic: str) -> int | None:
 @until_option
 @click.option("--delivery", type=click.Choice(["at-least-once", "exactly-once"]), default="at-least-once",
               show_default=True, help="Trigger delivery guarantee (exactly-once: Kafka transactions per checkpoint).")
-def run(bootstrap, campaigns_dir, bounded, until, delivery):
+@click.option("--out-of-orderness", callback=duration, default="5s", show_default=True,
+              help="How far events may arrive out of event-time order before the watermark passes them.")
+@click.option("--idle-timeout", callback=duration, default="5s", show_default=True,
+              help="An input quiet this long stops holding the watermark back.")
+@engine_options
+def run(bootstrap, campaigns_dir, bounded, until, delivery, out_of_orderness, idle_timeout, engine_config):
     """Run the campaign job on a local MiniCluster over the rtm topics.
 
     Reads flink-conf/config.yaml. Campaigns from --campaigns and the current contents of
@@ -95,11 +100,11 @@ def run(bootstrap, campaigns_dir, bounded, until, delivery):
         profiles = current_profiles(bootstrap)
         if until is None:
             until = _newest_event_time(bootstrap, settings.EVENTS_TOPIC)
-    rules = TimeRules(live=not bounded, until=until)
+    rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
     campaign_job.run(
         local_environment(), bootstrap, campaign_job.Startup(definitions(campaigns), profiles), rules,
-        bounded=bounded, delivery=delivery,
+        bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
     )
 
 
@@ -112,7 +117,8 @@ def run(bootstrap, campaigns_dir, bounded, until, delivery):
 @until_option
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where triggers.jsonl, sessions.jsonl, dlq.jsonl and late.jsonl go.")
-def backtest(campaigns_dir, events_path, profiles_path, until, out_dir):
+@engine_options
+def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_config):
     """Run the campaign job on a MiniCluster over files: whom would the campaigns reach?
 
     The same pipeline as `rtm run`, deterministic and ending with the input. Bad lines go
@@ -139,7 +145,7 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir):
             except InvalidEvent:
                 continue  # the job sends it to dlq.jsonl with the reason
             newest = ts if newest is None else max(newest, ts)
-    rules = TimeRules(live=False, until=until if until is not None else newest)
+    rules = TimeRules(live=False, until=until if until is not None else newest, engine=engine_config)
     outputs = campaign_job.backtest(
         local_environment(), records, campaign_job.Startup(definitions(campaigns), profiles), rules
     )

@@ -136,13 +136,17 @@ class _Traffic:
         return read_json(self.bootstrap, self.topics.triggers, expected=10_000, timeout_s=1)
 
     def until_fired(self, campaign_id, message, probe_types):
-        """Send the probe events for fresh users until `campaign_id` fires with `message`:
-        proof that the job applies what was published before."""
+        """Send the probe events for fresh users until one of them fires `campaign_id` with
+        `message`: proof that the job applies what was published before."""
+        probes = set()
 
         def fired():
-            self.send(f"probe-{self.count}", *probe_types)
+            probe = f"probe-{self.count}"
+            probes.add(probe)
+            self.send(probe, *probe_types)
             time.sleep(1)
-            return any(t["campaign_id"] == campaign_id and t["message"] == message for t in self.triggers())
+            return any(t["user_key"] in probes and t["campaign_id"] == campaign_id and t["message"] == message
+                       for t in self.triggers())
 
         wait_for(fired, timeout_s=90, every_s=0, what=f"{campaign_id} to fire with {message!r}")
 
@@ -159,6 +163,12 @@ def test_published_campaigns_apply_live_and_new_versions_drop_partial_matches(ka
         traffic.until_fired("two_step", "v2", ["a", "b"])
         traffic.send("walker", "b")  # would complete version 1's match
         traffic.send("walker", "a", "b")  # a whole match of version 2
+
+        _publish(kafka_bootstrap, topics.campaigns, "two_step", {**_two_step(3, "v3"), "pattern": {"steps": []}})
+        [letter] = wait_for(lambda: read_json(kafka_bootstrap, topics.dlq, expected=1, timeout_s=1),
+                            what="the invalid version in the DLQ")
+        assert "previous version stays" in letter["reason"] and letter["topic"] == topics.campaigns
+        traffic.until_fired("two_step", "v2", ["a", "b"])  # version 2 still runs
 
         _publish(kafka_bootstrap, topics.campaigns, "two_step", None)  # retire
         marker = {"id": "marker", "version": 1, "pattern": {"steps": [{"event": "m"}]},

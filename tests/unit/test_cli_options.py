@@ -1,0 +1,47 @@
+"""The engine's time settings reach the engine from the command line."""
+
+import json
+
+from click.testing import CliRunner
+
+from rtm.cli import main
+
+T0 = 1_795_600_000_000
+
+
+def _page_views(tmp_path, offsets_ms):
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(
+        json.dumps({"event_id": f"p{i}", "type": "page_view", "ts": T0 + at, "anonymous_id": "reader",
+                    "params": {"page": f"p{i}"}}) + "\n"
+        for i, at in enumerate(offsets_ms)
+    ))
+    return path
+
+
+def _three_page_view_triggers(events, *options):
+    result = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns/three_page_views.yaml",
+                                       "--events", str(events), *options])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_allowed_lateness_decides_whether_an_old_event_still_counts(tmp_path):
+    events = _page_views(tmp_path, [0, -10 * 60_000, 1000])  # the second is 10 minutes behind
+
+    assert _three_page_view_triggers(events) == []  # default 5m: the old one is late, two views only
+    assert len(_three_page_view_triggers(events, "--allowed-lateness", "1h")) == 1
+
+
+def test_session_gap_decides_whether_views_share_a_session(tmp_path):
+    events = _page_views(tmp_path, [0, 20 * 60_000, 40 * 60_000])  # 20 minutes apart
+
+    assert len(_three_page_view_triggers(events)) == 1  # default gap 30m: one session
+    assert _three_page_view_triggers(events, "--session-gap", "10m") == []
+
+
+def test_a_duration_that_is_not_one_is_refused_with_the_units_allowed(tmp_path):
+    result = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns",
+                                       "--events", str(_page_views(tmp_path, [0])), "--session-gap", "ten"])
+    assert result.exit_code == 2
+    assert "--session-gap" in result.output and "ms, s, m, h, d, w" in result.output
