@@ -7,10 +7,7 @@ command exits; a small JSON file in RTM_HOME records where, so `status` and `sto
 """
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +16,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from rtm import jars, settings
+from rtm import jars, processes, settings
 from rtm.errors import RtmError
 
 _LOG4J2_CONFIG = """\
@@ -82,47 +79,6 @@ def _state_file() -> Path:
     return settings.RTM_HOME / "kafka" / "broker.json"
 
 
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
-        raise RtmError(
-            "Java was not found (no JAVA_HOME, no `java` on PATH): install Java 17 or newer, "
-            "e.g. `apt-get install openjdk-17-jre-headless`, or set JAVA_HOME"
-        )
-    return java
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) still answers kill(0).
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """True when a broker at `bootstrap` answers a metadata request."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _silent})
@@ -147,17 +103,10 @@ def running() -> Broker | None:
     if not state.exists():
         return None
     broker = Broker(**json.loads(state.read_text()))
-    if _alive(broker.pid):
+    if processes.alive(broker.pid):
         return broker
     state.unlink()
     return None
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _format_storage(java: str, classpath: str, config: Path, data_dir: Path, log: Path) -> None:
@@ -187,13 +136,13 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
             )
         return existing
 
-    java = _java()
+    java = processes.java()
     classpath = jars.kafka_broker_classpath()
     if port is None:
-        port = _free_port()
-    elif not _port_is_free(port):
+        port = processes.free_port()
+    elif not processes.port_is_free(port):
         raise RtmError(f"port {port} on 127.0.0.1 is taken: choose another with --port, or stop what uses it")
-    controller_port = _free_port()
+    controller_port = processes.free_port()
 
     temporary = data_dir is None
     data = Path(data_dir or tempfile.mkdtemp(prefix="rtm-kafka-")).resolve()
@@ -236,7 +185,8 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
             stop()
             raise RtmError(
                 f"the Kafka broker did not come up on {broker.bootstrap}; last lines of "
-                f"{log_file} and {home / 'broker.out'}:\n{_tail(log_file)}\n{_tail(home / 'broker.out')}"
+                f"{log_file} and {home / 'broker.out'}:\n"
+                f"{processes.tail(log_file)}\n{processes.tail(home / 'broker.out')}"
             )
         time.sleep(0.2)
     return broker
@@ -248,19 +198,7 @@ def stop() -> Broker | None:
     if not state.exists():
         return None
     broker = Broker(**json.loads(state.read_text()))
-    if _alive(broker.pid):
-        os.killpg(broker.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _alive(broker.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(broker.pid):
-            os.killpg(broker.pid, signal.SIGKILL)
-            while _alive(broker.pid):
-                time.sleep(0.05)
-    try:
-        os.waitpid(broker.pid, os.WNOHANG)  # reap it when this process started it
-    except ChildProcessError:
-        pass
+    processes.stop_group(broker.pid, STOP_TIMEOUT_S)
     if broker.temporary:
         shutil.rmtree(broker.data_dir, ignore_errors=True)
     state.unlink()

@@ -7,11 +7,13 @@ from rtm import settings
 from rtm.errors import RtmError
 
 
-def ensure_topics(bootstrap: str, topics=settings.ALL_TOPICS, partitions: int = 1) -> list[str]:
+def ensure_topics(
+    bootstrap: str, topics=settings.ALL_TOPICS, partitions: int = 1, compacted=settings.COMPACTED_TOPICS
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
-    The campaigns and profiles topics are compacted: the latest value per key is the
-    current definition or profile, and a tombstone removes it.
+    The `compacted` ones (the campaigns and profiles topics) keep the latest value per
+    key, the current definition or profile, and a tombstone removes it.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
@@ -20,7 +22,7 @@ def ensure_topics(bootstrap: str, topics=settings.ALL_TOPICS, partitions: int = 
             name,
             num_partitions=partitions,
             replication_factor=1,
-            config={"cleanup.policy": "compact"} if name in settings.COMPACTED_TOPICS else {},
+            config={"cleanup.policy": "compact"} if name in compacted else {},
         )
         for name in topics
         if name not in existing

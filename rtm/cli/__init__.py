@@ -6,9 +6,11 @@ import click
 
 from rtm.errors import RtmError
 from rtm.cli.campaigns import campaigns
+from rtm.cli.cluster import cluster
 from rtm.cli.demo import demo
 from rtm.cli.deliver import deliver
 from rtm.cli.events import events
+from rtm.cli.jobs import jobs, submit
 from rtm.cli.kafka import kafka
 from rtm.cli.run import backtest, run
 from rtm.cli.sql import sql
@@ -43,3 +45,6 @@ main.add_command(deliver)
 main.add_command(events)
 main.add_command(run)
 main.add_command(backtest)
+main.add_command(cluster)
+main.add_command(submit)
+main.add_command(jobs)

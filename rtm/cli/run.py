@@ -1,5 +1,10 @@
-"""`rtm run` and `rtm backtest`: the campaign job on a MiniCluster, over Kafka or files."""
+"""`rtm run` and `rtm backtest`: the campaign job on a MiniCluster, over Kafka or files.
 
+`rtm run` also serves a real cluster: jobs/entry.py, which `flink run` executes, invokes
+it with the cluster's environment as the context object, so one code path builds the job.
+"""
+
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,14 +35,14 @@ def definitions(campaigns: CampaignSet) -> dict[str, str]:
     return {campaign.id: json.dumps(campaign.definition) for campaign in campaigns}
 
 
-def with_topic(campaigns: CampaignSet, bootstrap: str) -> CampaignSet:
-    """The folder's campaigns, updated by what rtm.campaigns holds now (newer versions win),
-    so the start-up set never depends on which input Flink reads first."""
-    for campaign_id, definition in kafka_clients.latest_by_key(bootstrap, settings.CAMPAIGNS_TOPIC).items():
+def with_topic(campaigns: CampaignSet, bootstrap: str, topic: str = settings.CAMPAIGNS_TOPIC) -> CampaignSet:
+    """The folder's campaigns, updated by what the campaigns topic holds now (newer
+    versions win), so the start-up set never depends on which input Flink reads first."""
+    for campaign_id, definition in kafka_clients.latest_by_key(bootstrap, topic).items():
         try:
             campaigns.upsert(definition)
         except CampaignError as err:
-            click.echo(f"warning: {settings.CAMPAIGNS_TOPIC} {campaign_id}: {err}", err=True)
+            click.echo(f"warning: {topic} {campaign_id}: {err}", err=True)
     return campaigns
 
 
@@ -68,9 +73,25 @@ def _newest_event_time(bootstrap: str, topic: str) -> int | None:
     return newest
 
 
+def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    from jobs.campaign_job import Topics
+
+    names = [field.name for field in dataclasses.fields(Topics)]
+    chosen = {}
+    for value in values:
+        name, _, topic = value.partition("=")
+        if name not in names or not topic:
+            raise click.BadParameter(f"{value!r} is not NAME=TOPIC with NAME one of {', '.join(names)}")
+        chosen[name] = topic
+    return Topics(**chosen)
+
+
 @click.command()
 @bootstrap_option
 @campaigns_option
+@click.option("--topic", "job_topics", multiple=True, metavar="NAME=TOPIC", callback=_topics,
+              help="Use TOPIC as one of the job's topics (repeatable): the inputs events, profiles, campaigns "
+              "or the outputs triggers, sessions, dlq, late. Default: the rtm.* topics.")
 @click.option("--bounded", is_flag=True, help="Read every topic up to its end offsets at start, then finish "
               "(profiles and campaigns on the topics are in effect from the first event).")
 @until_option
@@ -81,7 +102,9 @@ def _newest_event_time(bootstrap: str, topic: str) -> int | None:
 @click.option("--idle-timeout", callback=duration, default="5s", show_default=True,
               help="An input quiet this long stops holding the watermark back.")
 @engine_options
-def run(bootstrap, campaigns_dir, bounded, until, delivery, out_of_orderness, idle_timeout, engine_config):
+@click.pass_obj
+def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, delivery, out_of_orderness, idle_timeout,
+        engine_config):
     """Run the campaign job on a local MiniCluster over the rtm topics.
 
     Reads flink-conf/config.yaml. Campaigns from --campaigns and the current contents of
@@ -93,18 +116,21 @@ def run(bootstrap, campaigns_dir, bounded, until, delivery, out_of_orderness, id
     from udfs.campaign_engine import TimeRules
 
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
-    topics.ensure_topics(bootstrap)
-    campaigns = with_topic(startup_campaigns(campaigns_dir), bootstrap)
+    topics.ensure_topics(
+        bootstrap, dataclasses.astuple(job_topics), compacted=(job_topics.profiles, job_topics.campaigns)
+    )
+    campaigns = with_topic(startup_campaigns(campaigns_dir), bootstrap, job_topics.campaigns)
     profiles = {}
     if bounded:
-        profiles = current_profiles(bootstrap)
+        profiles = current_profiles(bootstrap, job_topics.profiles)
         if until is None:
-            until = _newest_event_time(bootstrap, settings.EVENTS_TOPIC)
+            until = _newest_event_time(bootstrap, job_topics.events)
     rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
+    # The context object, when set, makes the environment (jobs/entry.py: the cluster's).
     campaign_job.run(
-        local_environment(), bootstrap, campaign_job.Startup(definitions(campaigns), profiles), rules,
-        bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
+        (environment or local_environment)(), bootstrap, campaign_job.Startup(definitions(campaigns), profiles),
+        rules, topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
     )
 
 
