@@ -92,8 +92,8 @@ def _write_conf(conf_dir: Path) -> None:
         "env.stdout-err.redirect-to-file": True,  # a YAML bool: the scripts compare the text
         "io.tmp.dirs": str(dirs["tmp"]),
         "env.java.opts.all": f"{flat.get('env.java.opts.all', '')} -Djava.io.tmpdir={dirs['tmp']}".strip(),
-        "state.checkpoints.dir": dirs["checkpoints"].as_uri(),
-        "state.savepoints.dir": dirs["savepoints"].as_uri(),
+        "execution.checkpointing.dir": dirs["checkpoints"].as_uri(),
+        "execution.checkpointing.savepoint-dir": dirs["savepoints"].as_uri(),
         # The client runs the job's script with this interpreter (it has pyflink and rtm).
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,

@@ -55,6 +55,10 @@ def local_overrides() -> dict[str, str]:
         # Random ports, so a MiniCluster runs beside a standalone cluster or another job.
         "rest.port": "0",
         "blob.server.port": "0",
+        # Checkpoints on disk: kept in the JobManager's memory they fail past 5 MB of state
+        # (about 18k users), and with restarts off that ends the job.
+        "execution.checkpointing.dir": (settings.RTM_HOME / "checkpoints").as_uri(),
+        "execution.checkpointing.savepoint-dir": (settings.RTM_HOME / "savepoints").as_uri(),
     }
 
 

@@ -81,7 +81,7 @@ class FlinkRest:
 
     def savepoint(self, job_id: str, directory: str | None = None, stop: bool = False) -> str:
         """Take a savepoint (with `stop`: then stop the job, sinks flushed) into `directory`
-        (a path or URI; default: the cluster's state.savepoints.dir); return its location."""
+        (a path or URI; default: the cluster's execution.checkpointing.savepoint-dir); return its location."""
         path = self._job_path(job_id)
         target = None if directory is None else directory if "://" in directory else Path(directory).resolve().as_uri()
         if stop:
@@ -99,7 +99,7 @@ class FlinkRest:
         operation = status["operation"]
         if "failure-cause" in operation:
             cause = _root_cause(operation["failure-cause"].get("stack-trace", ""))
-            hint = "" if directory else " (no --dir: does the cluster set state.savepoints.dir?)"
+            hint = "" if directory else " (no --dir: does the cluster set execution.checkpointing.savepoint-dir?)"
             raise RtmError(f"the savepoint of job {job_id} failed: {cause}{hint}")
         return operation["location"]
 

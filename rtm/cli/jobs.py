@@ -78,7 +78,7 @@ def cancel(jobmanager, job_id):
               "`rtm submit --from-savepoint LOCATION`.")
 @click.option("--dir", "directory", metavar="DIR",
               help="Where the savepoint goes: a path or URI the cluster can write (default: the cluster's "
-              "state.savepoints.dir; RTM_HOME/flink/savepoints for `rtm cluster start`).")
+              "execution.checkpointing.savepoint-dir; RTM_HOME/flink/savepoints for `rtm cluster start`).")
 @click.argument("job_id")
 def savepoint(jobmanager, stop, directory, job_id):
     """Take a savepoint of the job and print its location once it is complete."""
