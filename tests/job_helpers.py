@@ -4,7 +4,7 @@ import json
 import time
 from contextlib import contextmanager
 
-from flink_helpers import local_env
+from jobs.environment import local_environment
 from jobs import campaign_job
 from kafka_helpers import consume_all
 from rtm import settings
@@ -31,14 +31,14 @@ def run_bounded(bootstrap, topics, until, campaigns=None):
     profiles topic in effect from the start (as `rtm run --bounded` does)."""
     startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns,
                                    current_profiles(bootstrap, topics.profiles))
-    campaign_job.run(local_env(), bootstrap, startup, TimeRules(live=False, until=until), topics=topics, bounded=True)
+    campaign_job.run(local_environment(), bootstrap, startup, TimeRules(live=False, until=until), topics=topics, bounded=True)
 
 
 @contextmanager
 def live_job(bootstrap, topics, campaigns=None, rules=TimeRules(), idle_timeout_ms=1_000):
     """The job running unbounded in the background until the block ends."""
     startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns)
-    client = campaign_job.run(local_env(), bootstrap, startup, rules, topics=topics, detached=True,
+    client = campaign_job.run(local_environment(), bootstrap, startup, rules, topics=topics, detached=True,
                               idle_timeout_ms=idle_timeout_ms)
     try:
         yield client

@@ -2,7 +2,7 @@
 
 import json
 
-from flink_helpers import local_env
+from jobs.environment import local_environment
 from jobs import events_by_user
 from kafka_helpers import consume_all, produce
 
@@ -21,7 +21,7 @@ def test_every_event_arrives_exactly_once_keyed_by_user_key(kafka_bootstrap, new
     produce(kafka_bootstrap, source, [(b"ignored", json.dumps(e).encode()) for e in events])
 
     events_by_user.run(
-        local_env(), kafka_bootstrap, source_topic=source, output_topic=output, dlq_topic=dlq, bounded=True
+        local_environment(), kafka_bootstrap, source_topic=source, output_topic=output, dlq_topic=dlq, bounded=True
     )
 
     out = consume_all(kafka_bootstrap, output, expected=len(events) + 1, timeout_s=20)
@@ -41,7 +41,7 @@ def test_bad_records_go_to_the_dlq_with_reason_and_origin(kafka_bootstrap, new_t
     )
 
     events_by_user.run(
-        local_env(), kafka_bootstrap, source_topic=source, output_topic=output, dlq_topic=dlq, bounded=True
+        local_environment(), kafka_bootstrap, source_topic=source, output_topic=output, dlq_topic=dlq, bounded=True
     )
 
     letters = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, dlq, expected=3)]

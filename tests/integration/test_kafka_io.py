@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from flink_helpers import local_env
+from jobs.environment import local_environment
 from jobs.kafka_io import EXACTLY_ONCE, RECORD_OUT, KafkaIO, record_out
 from kafka_helpers import consume_all, produce
 
@@ -34,7 +34,7 @@ def test_keys_tombstones_and_metadata_reach_the_job_intact(kafka_bootstrap, new_
             (b"user-1", b'{"n": 2}'),
         ],
     )
-    env = local_env(**{"python.execution-mode": mode})
+    env = local_environment({"python.execution-mode": mode})
     kafka = KafkaIO(env, kafka_bootstrap, group_id=f"io-{mode}", bounded=True)
     kafka.sink(sink, kafka.source(source).map(_describe, output_type=RECORD_OUT))
     kafka.execute("kafka-io-test")
@@ -56,7 +56,7 @@ def test_keys_tombstones_and_metadata_reach_the_job_intact(kafka_bootstrap, new_
 def test_sink_writes_chosen_keys_and_tombstones_exactly_once(kafka_bootstrap, new_topic):
     source, sink = new_topic("in"), new_topic("out")
     produce(kafka_bootstrap, source, [(b"a", b"keep"), (b"b", b"delete")])
-    env = local_env(**{"execution.checkpointing.interval": "1 s"})
+    env = local_environment({"execution.checkpointing.interval": "1 s"})
     kafka = KafkaIO(env, kafka_bootstrap, group_id="io-eo", bounded=True, delivery=EXACTLY_ONCE)
     rekeyed = kafka.source(source).map(
         lambda r: record_out(f"re-{r.key}", None if r.value == b"delete" else r.value), output_type=RECORD_OUT
