@@ -8,9 +8,12 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from rtm.errors import RtmError
 
 
-def new_producer(bootstrap: str) -> Producer:
-    """A producer that keeps order and writes each record once, even when it retries."""
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+def new_producer(bootstrap: str, **config) -> Producer:
+    """A producer that keeps order and writes each record once, even when it retries;
+    `config` adds or changes librdkafka settings (dots as underscores: linger_ms=5)."""
+    settings = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    settings.update({key.replace("_", "."): value for key, value in config.items()})
+    return Producer(settings)
 
 
 def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes | None]]) -> int:

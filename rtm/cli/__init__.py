@@ -7,12 +7,14 @@ import click
 from rtm.errors import RtmError
 from rtm.cli.campaigns import campaigns
 from rtm.cli.cluster import cluster
+from rtm.cli.collect import collect
 from rtm.cli.demo import demo
 from rtm.cli.deliver import deliver
 from rtm.cli.events import events
 from rtm.cli.jobs import jobs, submit
 from rtm.cli.kafka import kafka
 from rtm.cli.run import backtest, run
+from rtm.cli.serve import serve
 from rtm.cli.sql import sql
 from rtm.cli.triggers import triggers
 
@@ -48,3 +50,5 @@ main.add_command(backtest)
 main.add_command(cluster)
 main.add_command(submit)
 main.add_command(jobs)
+main.add_command(collect)
+main.add_command(serve)
