@@ -20,7 +20,8 @@ def cluster():
 @cluster.command()
 @click.option("--port", type=int, help="REST port on 127.0.0.1 (default: rest.port of flink-conf/config.yaml).")
 @click.option("--taskmanagers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="How many TaskManager processes (each with taskmanager.numberOfTaskSlots slots).")
+              help="How many TaskManager processes, one slot each (flink-conf/config.yaml): in thread mode "
+                   "a TaskManager's slots share one Python interpreter, so parallelism N needs N of them.")
 def start(port, taskmanagers):
     """Start a JobManager and TaskManagers in the background, print the REST address.
 

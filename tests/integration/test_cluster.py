@@ -83,7 +83,8 @@ def test_the_campaign_job_runs_on_a_standalone_cluster_and_keeps_user_state_acro
 ):
     assert cluster.startswith("http://127.0.0.1:")
     status = rtm("cluster", "status")
-    assert status.exit_code == 0 and status.output.startswith(f"rest: {cluster}\ntaskmanagers: 1")
+    # One slot per TaskManager (flink-conf): its slots would share one embedded CPython.
+    assert status.exit_code == 0 and status.output.startswith(f"rest: {cluster}\ntaskmanagers: 1, slots free: 1 of 1")
 
     # A job that fails on the client (where `flink run` runs the script) says why, readably.
     (tmp_path / "broken").mkdir()

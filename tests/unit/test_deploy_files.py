@@ -1,23 +1,30 @@
 """docker/ and docker/k8s/ agree with the rest of the repo.
 
-No container engine runs here, so these checks are static: the files parse, and the
-images, versions, ports, paths, config keys and commands they use are the ones that
-pyproject.toml, jars/pom.xml, flink-conf/config.yaml, the `rtm` CLI and the pinned Flink
-itself define.
+No container engine runs here, so these checks are static: the files validate against
+the upstream schemas kept in docker/schemas (the Compose specification, the operator's
+FlinkDeployment CRD), and the images, versions, ports, paths, config keys and commands
+they use are the ones that pyproject.toml, jars/pom.xml, flink-conf/config.yaml, the
+`rtm` CLI and the pinned Flink itself define (Flink's own classes answer through the
+PyFlink gateway where a file cannot: deprecated keys, memory sizes).
 """
 
 import ast
 import functools
+import hashlib
 import importlib
+import json
 import re
 import shlex
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
+import jsonschema
 import pyflink
 import pytest
 import yaml
+from jsonschema.protocols import Validator
+from pyflink.java_gateway import get_gateway
 
 from rtm.cli import main as rtm_cli
 
@@ -25,6 +32,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
 FLINK_DEPLOYMENT = ROOT / "docker" / "k8s" / "flinkdeployment.yaml"
+SCHEMAS = ROOT / "docker" / "schemas"
+# The FlinkDeployment CRD of operator 1.15.0, and the one of its main branch that README
+# installs over it (docker/schemas/README.md).
+RELEASE_CRD = "flinkdeployments.flink.apache.org-v1.release-1.15.0.yml"
+MAIN_CRD = "flinkdeployments.flink.apache.org-v1.bdd2ff37.yml"
+# Peak RSS of the job's Python client while it plans the job, as measured for the
+# JobManager's size in docker/k8s/flinkdeployment.yaml.
+PYTHON_CLIENT_RSS_MB = 184
 
 DOCKERFILE_INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
@@ -77,18 +92,28 @@ def pom_property(name: str) -> str:
     return _pom_find(pom(), f"properties/{name}")[0].text
 
 
-@functools.cache
-def _flink_class_constants() -> bytes:
-    """The class files that define Flink's and PyFlink's config options, in the pinned wheel."""
+def _option_class_files() -> list[tuple[Path, list[str]]]:
+    """(jar, class file names) of the packages that define Flink's and PyFlink's config
+    options, in the pinned wheel."""
     home, version = Path(pyflink.__file__).parent, flink_version()
     sources = [
         (home / "lib" / f"flink-dist-{version}.jar", "org/apache/flink/configuration/"),
         (home / "opt" / f"flink-python-{version}.jar", "org/apache/flink/python/"),
     ]
-    chunks = []
+    found = []
     for jar, package in sources:
         with zipfile.ZipFile(jar) as archive:
-            chunks += [archive.read(n) for n in archive.namelist() if n.startswith(package) and n.endswith(".class")]
+            found.append((jar, [n for n in archive.namelist() if n.startswith(package) and n.endswith(".class")]))
+    return found
+
+
+@functools.cache
+def _flink_class_constants() -> bytes:
+    """Those class files, concatenated."""
+    chunks = []
+    for jar, names in _option_class_files():
+        with zipfile.ZipFile(jar) as archive:
+            chunks += [archive.read(n) for n in names]
     return b"".join(chunks)
 
 
@@ -96,6 +121,104 @@ def is_flink_key(key: str) -> bool:
     """Whether Flink 2.x defines this option (as a whole string constant in a class file)."""
     encoded = key.encode()
     return b"\x01" + len(encoded).to_bytes(2, "big") + encoded in _flink_class_constants()
+
+
+@functools.cache
+def deprecated_flink_keys() -> dict[str, str]:
+    """Deprecated key -> what Flink reads instead, from the ConfigOption constants of the
+    pinned Flink's *Options classes: keys of @Deprecated options, and the deprecated
+    fallback keys an option still reads (state.checkpoints.dir -> execution.checkpointing.dir)."""
+    jvm = get_gateway().jvm
+    config_option = jvm.java.lang.Class.forName("org.apache.flink.configuration.ConfigOption")
+    deprecated_annotation = jvm.java.lang.Class.forName("java.lang.Deprecated")
+    loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    found = {}
+    for _, names in _option_class_files():
+        for name in names:
+            if not name.endswith("Options.class") or "$" in name:
+                continue
+            cls = jvm.java.lang.Class.forName(name.removesuffix(".class").replace("/", "."), False, loader)
+            for field in cls.getFields():
+                if not config_option.isAssignableFrom(field.getType()):
+                    continue
+                option = field.get(None)
+                if field.isAnnotationPresent(deprecated_annotation):
+                    found[option.key()] = "nothing: the option itself is deprecated"
+                found.update((fallback.getKey(), option.key()) for fallback in option.fallbackKeys()
+                             if fallback.isDeprecated())
+    return found
+
+
+def jobmanager_memory(settings: dict[str, str]) -> dict[str, int]:
+    """The JobManager's memory in MiB as Flink's own JobManagerProcessUtils derives it
+    from these settings (it raises on sizes that contradict each other)."""
+    jvm = get_gateway().jvm
+    conf = jvm.org.apache.flink.configuration.Configuration()
+    for key, value in settings.items():
+        conf.setString(key, value)
+    spec = jvm.org.apache.flink.runtime.jobmanager.JobManagerProcessUtils.processSpecFromConfig(conf)
+    return {
+        "process": spec.getTotalProcessMemorySize().getMebiBytes(),
+        "heap": spec.getJvmHeapMemorySize().getMebiBytes(),
+        "off-heap": spec.getJvmDirectMemorySize().getMebiBytes(),
+        "metaspace": spec.getJvmMetaspaceSize().getMebiBytes(),
+        "overhead": spec.getJvmOverheadSize().getMebiBytes(),
+    }
+
+
+# --- The upstream schemas (docker/schemas) ---------------------------------------------
+
+def schema_digests() -> dict[str, str]:
+    """file -> SHA-256, from the table in docker/schemas/README.md."""
+    rows = re.findall(r"^\| (\S+) \| \S+ \| \S+ \| [0-9a-f]{40} \| ([0-9a-f]{64}) \|$",
+                      (SCHEMAS / "README.md").read_text(), re.MULTILINE)
+    return dict(rows)
+
+
+def _rejecting_unknown_fields(schema: dict) -> dict:
+    """A CRD schema as `kubectl apply` enforces it: a structural schema names every field it
+    keeps, and kubectl's default strict field validation rejects any other, where JSON
+    Schema would let it pass unless told `additionalProperties: false`."""
+    strict = dict(schema)
+    if "properties" in schema:
+        strict["properties"] = {name: _rejecting_unknown_fields(s) for name, s in schema["properties"].items()}
+        if not schema.get("x-kubernetes-preserve-unknown-fields"):
+            strict.setdefault("additionalProperties", False)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            strict[key] = _rejecting_unknown_fields(schema[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in schema:
+            strict[key] = [_rejecting_unknown_fields(s) for s in schema[key]]
+    return strict
+
+
+@functools.cache
+def crd_validator(crd_file: str) -> Validator:
+    """A validator for the CRD's openAPIV3Schema of the manifest's apiVersion (OpenAPI 3.0
+    schema objects: JSON Schema draft 4 plus Kubernetes extensions)."""
+    crd = yaml.load((SCHEMAS / crd_file).read_text(), Loader=yaml.CSafeLoader)  # 0.5 MB: libyaml
+    group, version = deployment()["apiVersion"].split("/")
+    assert crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == deployment()["kind"]
+    served = next(v for v in crd["spec"]["versions"] if v["name"] == version and v["served"])
+    schema = served["schema"]["openAPIV3Schema"]
+    # The API server itself adds apiVersion, kind and metadata (ObjectMeta) at the root.
+    implicit = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    schema = {**schema, "properties": {**implicit, **schema["properties"]}}
+    return jsonschema.Draft4Validator(_rejecting_unknown_fields(schema))
+
+
+@functools.cache
+def compose_validator() -> Validator:
+    schema = json.loads((SCHEMAS / "compose-spec.json").read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft-07/schema"  # a URI jsonschema does not map
+    return jsonschema.Draft7Validator(schema)
+
+
+def schema_errors(validator: Validator, document: dict) -> list[str]:
+    """Every violation as `dotted.path: message`, sorted."""
+    return sorted(f"{'.'.join(map(str, error.absolute_path))}: {error.message}"
+                  for error in validator.iter_errors(document))
 
 
 # --- The deploy files, parsed ----------------------------------------------------------
@@ -115,6 +238,13 @@ def dockerfile() -> list[tuple[str, str]]:
         pending = ""
     assert not pending, "the Dockerfile ends inside a continued line"
     return instructions
+
+
+def from_platform_and_image(arguments: str) -> tuple[str | None, str]:
+    """`--platform=P IMAGE [AS NAME]` of a FROM -> (P or None, IMAGE)."""
+    words = arguments.split()
+    platform = words.pop(0).removeprefix("--platform=") if words[0].startswith("--platform=") else None
+    return platform, words[0]
 
 
 def final_stage() -> list[tuple[str, str]]:
@@ -249,9 +379,18 @@ def test_dockerfile_is_made_of_known_instructions_in_two_stages():
 
 
 def test_flink_image_is_the_release_of_the_pinned_pyflink_on_java_17():
-    base = final_stage()[0][1]
+    _, base = from_platform_and_image(final_stage()[0][1])
 
     assert base == f"flink:{flink_version()}-scala_2.12-java17"
+
+
+def test_image_is_built_and_run_for_linux_amd64_the_only_platform_with_a_pyflink_wheel():
+    first_stage = next(arguments for keyword, arguments in dockerfile() if keyword == "FROM")
+
+    assert from_platform_and_image(final_stage()[0][1])[0] == "linux/amd64"
+    assert {s.get("platform") for s in flink_services().values()} == {"linux/amd64"}
+    # The Maven stage only downloads jars: native on the build host, whatever the target.
+    assert from_platform_and_image(first_stage)[0] == "$BUILDPLATFORM"
 
 
 def test_python_in_the_image_is_the_version_pyproject_requires():
@@ -354,7 +493,7 @@ def test_compose_flink_properties_are_flink_keys_the_entrypoint_can_read():
     for key, value in properties.items():
         assert is_flink_key(key), key
         assert not re.search(r"\s", value), f"{key}: the entrypoint strips whitespace from values"
-    assert properties["state.savepoints.dir"].startswith("file:///opt/flink/state/")
+    assert properties["execution.checkpointing.savepoint-dir"].startswith("file:///opt/flink/state/")
     assert all("flink-state:/opt/flink/state" in s["volumes"] for s in flink_services().values())
 
 
@@ -419,7 +558,6 @@ def test_flink_deployment_repeats_flink_conf_where_the_operator_replaces_it():
     deployed = deployment_conf()
     # Set by the operator or the resource's own fields instead of the file.
     from_spec = {
-        "jobmanager.memory.process.size": spec["jobManager"]["resource"]["memory"],
         "taskmanager.memory.process.size": spec["taskManager"]["resource"]["memory"],
         "parallelism.default": str(spec["job"]["parallelism"]),
     }
@@ -427,11 +565,28 @@ def test_flink_deployment_repeats_flink_conf_where_the_operator_replaces_it():
     # (env.java.default-opts.all, from its Helm defaults for Flink 1.19+).
     operator_owned = {key for key in conf if key.startswith(("rest.", "env.java."))
                       or key.endswith((".bind-host", ".rpc.address", "taskmanager.host"))}
+    # The JobManager's container is larger, for the Python client: a test of its own.
+    resized = {"jobmanager.memory.process.size"}
 
     for key, value in conf.items():
-        if key in operator_owned:
+        if key in operator_owned | resized:
             continue
         assert from_spec.get(key, deployed.get(key)) == value, f"{key}: {value} in flink-conf/config.yaml"
+
+
+def test_jobmanager_container_holds_the_python_client_beside_the_jvm_of_flink_conf():
+    def memory_keys(settings: dict[str, str]) -> dict[str, str]:
+        return {key: value for key, value in settings.items() if key.startswith("jobmanager.memory.")}
+
+    # The operator sets the process size from the resource section (FlinkConfigBuilder).
+    size = deployment()["spec"]["jobManager"]["resource"]["memory"]
+    container = jobmanager_memory({**memory_keys(deployment_conf()), "jobmanager.memory.process.size": size})
+    standalone = jobmanager_memory(memory_keys(flink_conf()))
+    jvm = ("heap", "off-heap", "metaspace")
+
+    assert {k: container[k] for k in jvm} == {k: standalone[k] for k in jvm}  # the JVM does not grow into it
+    assert container["overhead"] - standalone["overhead"] >= 2 * PYTHON_CLIENT_RSS_MB
+    assert container["process"] - standalone["process"] == container["overhead"] - standalone["overhead"]
 
 
 def test_flink_deployment_keys_are_flink_or_operator_keys():
@@ -453,7 +608,7 @@ def test_flink_deployment_keeps_state_on_durable_storage_and_upgrades_by_savepoi
                if env["name"] == "ENABLE_BUILT_IN_PLUGINS"]
 
     assert spec["job"]["upgradeMode"] == "savepoint"
-    for key in ("state.checkpoints.dir", "state.savepoints.dir", "high-availability.storageDir"):
+    for key in ("execution.checkpointing.dir", "execution.checkpointing.savepoint-dir", "high-availability.storageDir"):
         assert deployed[key].startswith("s3://"), key
     assert plugins == [f"flink-s3-fs-presto-{flink_version()}.jar"]  # what serves s3://
     assert deployed["execution.checkpointing.interval"] == flink_conf()["execution.checkpointing.interval"]
@@ -468,6 +623,69 @@ def test_flink_deployment_autoscales_with_a_fixed_max_parallelism():
     assert sum(max_parallelism % n == 0 for n in range(1, max_parallelism + 1)) >= 12  # many divisors
     assert float(deployed["job.autoscaler.utilization.min"]) < float(deployed["job.autoscaler.utilization.target"]) \
         < float(deployed["job.autoscaler.utilization.max"])
+
+
+# --- Across the files -----------------------------------------------------------------
+
+def test_every_taskmanager_has_one_slot_as_its_slots_would_share_one_python():
+    # Thread mode: the Python functions of all slots of a TaskManager run in its one
+    # embedded CPython, under one GIL; parallelism comes from TaskManagers.
+    assert flink_conf()["python.execution-mode"] == "thread"
+    assert flink_conf()["taskmanager.numberOfTaskSlots"] == "1"  # rtm cluster start; the image's config.yaml
+    assert "taskmanager.numberOfTaskSlots" not in flink_properties()  # compose keeps the image's
+    assert deployment_conf()["taskmanager.numberOfTaskSlots"] == "1"
+
+
+def test_flink_settings_use_current_keys_not_deprecated_ones():
+    deprecated = deprecated_flink_keys()
+    settings = {
+        "flink-conf/config.yaml": flink_conf(),
+        "docker/Dockerfile": image_flink_settings(),
+        "docker/compose.yaml": flink_properties(),
+        "docker/k8s/flinkdeployment.yaml": deployment_conf(),
+    }
+
+    assert deprecated["state.checkpoints.dir"] == "execution.checkpointing.dir"  # the scan sees Flink's deprecations
+    assert {f"{file}: {key}, read instead: {deprecated[key]}" for file, keys in settings.items() for key in keys
+            if key in deprecated} == set()
+
+
+def test_kept_schemas_are_the_upstream_files_their_readme_names():
+    digests = schema_digests()
+
+    assert set(digests) == {path.name for path in SCHEMAS.iterdir()} - {"README.md"}
+    for name, digest in digests.items():
+        assert hashlib.sha256((SCHEMAS / name).read_bytes()).hexdigest() == digest, f"{name} was edited"
+
+
+def test_compose_file_is_valid_under_the_compose_specification():
+    misspelt = compose()
+    misspelt["services"]["taskmanager"]["replicas"] = 2  # belongs under deploy:
+
+    assert schema_errors(compose_validator(), compose()) == []
+    assert schema_errors(compose_validator(), misspelt) == [
+        "services.taskmanager: 'replicas' does not match any of the regexes: '^x-'"]
+
+
+def test_flink_deployment_is_valid_under_the_crd_of_the_operators_main_branch():
+    wrong = deployment()
+    wrong["spec"]["job"]["entrypoint"] = "jobs/entry.py"  # no such field
+    wrong["spec"]["taskManager"]["replicas"] = "2"  # an integer field
+
+    assert schema_errors(crd_validator(MAIN_CRD), deployment()) == []
+    assert schema_errors(crd_validator(MAIN_CRD), wrong) == [
+        "spec.job: Additional properties are not allowed ('entrypoint' was unexpected)",
+        "spec.taskManager.replicas: '2' is not of type 'integer'",
+    ]
+
+
+def test_operator_1_15_0_crd_rejects_flink_version_v2_3_and_nothing_else():
+    # Why README installs the main branch's CRD over the one of operator 1.15.0's chart.
+    errors = schema_errors(crd_validator(RELEASE_CRD), deployment())
+
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("spec.flinkVersion: 'v2_3' is not one of [")
+    assert "'v2_2']" in errors[0]
 
 
 @pytest.mark.parametrize("path, command", [
