@@ -1,36 +1,33 @@
 """The campaign job: events, profiles and campaign updates in; triggers, sessions out.
 
-    rtm.events ──▶ ParseEvents ──┐ (bad ─▶ dlq)
-    rtm.profiles ─▶ ParseProfiles┴▶ key by user ─▶ CampaignEngine ─▶ triggers
-    rtm.campaigns ──────────────────── broadcast ──┘   └▶ sessions, late, dlq
+    rtm.events ───▶ split ──▶ key by user ──▶ CampaignEngine ──▶ triggers, sessions, late, dlq
+    rtm.profiles ─▶ split ─┘                      ▲
+    rtm.campaigns ─▶ split ─────── broadcast ─────┘      (split: what cannot be keyed ─▶ dlq)
+
+Everything but the engine runs in the JVM (jobs.kafka_io), so an event meets one Python
+operator and crosses one network hop (the key-by). In a bounded run the profiles are read
+to their end before the first event (one source reading one topic after the other), so
+they are in effect from the first event, and the end of the events tells the engine the
+largest event time, where event time stops.
 
 `build_pipeline` is the one function that builds it, for every way of running: `run`
-wires it to Kafka (MiniCluster or cluster), `backtest` to files. Operators carry stable
-uids so savepoints survive upgrades; the Kafka tables are declared in a fixed order
-because Table operator uids are positional.
+wires it to Kafka (MiniCluster or cluster), `backtest` to records in memory. Every
+operator carries a stable uid, so savepoints survive upgrades.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pyflink.common import Duration, Row, Types, WatermarkStrategy
+from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-from jobs.kafka_io import AT_LEAST_ONCE, RECORD_IN, ROUTED_OUT, KafkaIO
+from jobs import kafka_io
+from jobs.kafka_io import AT_LEAST_ONCE, CAMPAIGN, DLQ, EVENT, PROFILE, KafkaIO
 from rtm import settings
-from udfs.campaign_engine import CAMPAIGNS_STATE, LATE, SESSIONS, TRIGGERS, CampaignEngine, TimeRules
-from udfs.parsing import DEAD_LETTERS, DLQ, USER_INPUT, EventTime, ParseEvents, ParseProfiles, WallClock
+from rtm.time_rules import TimeRules
+from udfs.campaign_engine import CAMPAIGNS_STATE, LATE, SESSIONS, TRIGGERS, CampaignEngine
 
 JOB_NAME = "rtm-campaigns"
 OUTPUTS = (TRIGGERS, SESSIONS, DLQ, LATE)  # each to the topic of that name in Topics
-
-
-@dataclass(frozen=True)
-class Startup:
-    """What is in effect before the first event: campaigns (id -> definition JSON) and,
-    in a backtest, profiles (user key -> profile)."""
-
-    campaigns: dict[str, str] = field(default_factory=dict)
-    profiles: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,59 +41,41 @@ class Topics:
     late: str = settings.LATE_TOPIC
 
 
-def _watermarks(assigner, out_of_orderness_ms: int, idle_ms: int) -> WatermarkStrategy:
-    # with_idleness must come before with_timestamp_assigner, or the assigner is dropped.
-    return (
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(out_of_orderness_ms))
-        .with_idleness(Duration.of_millis(idle_ms))
-        .with_timestamp_assigner(assigner)
-    )
+@dataclass(frozen=True)
+class Outputs:
+    """The job's routed rows: the engine's, and the dead letters split off before it
+    (a sink of their own: a union would break the engine's chain to its sink)."""
+
+    engine: DataStream
+    dead_letters: DataStream
 
 
-def build_pipeline(
-    events: DataStream,
-    campaign_updates: DataStream,
-    startup: Startup,
-    rules: TimeRules,
-    profiles: DataStream | None = None,
-    idle_timeout_ms: int = 5_000,
-) -> DataStream:
-    """The job from RECORD_IN streams to ROUTED_OUT rows for the outputs in OUTPUTS."""
-    parsed_events = events.process(ParseEvents(), output_type=USER_INPUT).name("parse events").uid("parse-events")
-    user_inputs = parsed_events.assign_timestamps_and_watermarks(
-        _watermarks(EventTime(), rules.out_of_orderness_ms, idle_timeout_ms)
-    ).name("event time").uid("event-time")
-    dead_letters = [parsed_events.get_side_output(DEAD_LETTERS)]
+def build_pipeline(user_inputs: DataStream, campaign_updates: DataStream, startup_campaigns: dict[str, str],
+                   rules: TimeRules, profiles: DataStream | None = None) -> Outputs:
+    """The job from read rows with event time: `user_inputs` (events, and in a bounded run
+    the profiles before them), `campaign_updates`, and live `profiles` as a stream of their own."""
+    users = kafka_io.split_inputs(user_inputs, "split events", "split-events")
+    keyable, dead_letters = users.keyable, users.dead_letters
     if profiles is not None:
-        parsed_profiles = (
-            profiles.process(ParseProfiles(), output_type=USER_INPUT).name("parse profiles").uid("parse-profiles")
-        )
-        dead_letters.append(parsed_profiles.get_side_output(DEAD_LETTERS))
-        user_inputs = user_inputs.union(
-            parsed_profiles.assign_timestamps_and_watermarks(_watermarks(WallClock(), 0, idle_timeout_ms))
-            .name("profile time")
-            .uid("profile-time")
-        )
-    campaigns = (
-        campaign_updates.assign_timestamps_and_watermarks(_watermarks(WallClock(), 0, idle_timeout_ms))
-        .name("campaign time")
-        .uid("campaign-time")
-        .broadcast(CAMPAIGNS_STATE)
-    )
-    engine_outputs = (
-        user_inputs.key_by(lambda row: row.user_key, key_type=Types.STRING())
-        .connect(campaigns)
-        .process(CampaignEngine(startup.campaigns, startup.profiles, rules), output_type=ROUTED_OUT)
+        live_profiles = kafka_io.split_inputs(profiles, "split profiles", "split-profiles")
+        keyable = keyable.union(live_profiles.keyable)
+        dead_letters = dead_letters.union(live_profiles.dead_letters)
+    campaigns = kafka_io.split_inputs(campaign_updates, "split campaigns", "split-campaigns")
+    engine = (
+        kafka_io.key_by_user(keyable)
+        # The end of the events joins the broadcast side: every engine instance must see it.
+        .connect(campaigns.keyable.union(users.end_of_input).broadcast(CAMPAIGNS_STATE))
+        .process(CampaignEngine(startup_campaigns, rules), output_type=kafka_io.routed_type())
         .name("campaign engine")
         .uid("campaign-engine")
     )
-    return engine_outputs.union(*dead_letters)
+    return Outputs(engine, dead_letters)
 
 
 def run(
     env: StreamExecutionEnvironment,
     bootstrap: str,
-    startup: Startup,
+    startup_campaigns: dict[str, str],
     rules: TimeRules,
     *,
     topics: Topics = Topics(),
@@ -108,28 +87,38 @@ def run(
     """Run on Kafka; a bounded run reads each topic up to its end offsets at start.
     Returns the JobExecutionResult, or at once the JobClient when `detached`."""
     kafka = KafkaIO(env, bootstrap, group_id=JOB_NAME, bounded=bounded, delivery=delivery)
-    # Declaration order fixes the Table operators' uids: keep it.
-    outputs = build_pipeline(
-        # A live run resumes events where the last one committed; the compacted topics
-        # are always read whole (re-applying a profile or campaign changes nothing).
-        kafka.source(topics.events, from_beginning=bounded),
-        kafka.source(topics.campaigns),
-        startup,
-        rules,
-        profiles=kafka.source(topics.profiles),
-        idle_timeout_ms=idle_timeout_ms,
-    )
-    kafka.sink_routed(outputs, {name: getattr(topics, name) for name in OUTPUTS})
+    event_time = kafka_io.watermarks(rules.out_of_orderness_ms, idle_timeout_ms)
+    # A live run resumes events where the last one committed; the compacted topics are
+    # always read whole (re-applying a profile or campaign changes nothing).
+    events = kafka.kafka_source(topics.events, EVENT, from_beginning=bounded)
+    profiles = None
+    if bounded:
+        user_inputs = kafka.read(kafka.one_after_another(kafka.kafka_source(topics.profiles, PROFILE), events),
+                                 event_time, "profiles, then events", "kafka-profiles-then-events")
+    else:
+        user_inputs = kafka.read(events, event_time, "events", "kafka-events")
+        profiles = kafka.read(kafka.kafka_source(topics.profiles, PROFILE, wall_clock=True),
+                              kafka_io.watermarks(0, idle_timeout_ms), "profiles", "kafka-profiles")
+    campaigns = kafka.read(kafka.kafka_source(topics.campaigns, CAMPAIGN, wall_clock=True),
+                           kafka_io.watermarks(0, idle_timeout_ms), "campaigns", "kafka-campaigns")
+    outputs = build_pipeline(user_inputs, campaigns, startup_campaigns, rules, profiles)
+    routes = {name: getattr(topics, name) for name in OUTPUTS}
+    kafka.sink(outputs.engine, routes, "outputs", "kafka-outputs")
+    kafka.sink(outputs.dead_letters, {DLQ: topics.dlq}, "dead letters", "kafka-dead-letters")
     return kafka.execute(JOB_NAME, detached=detached)
 
 
-def backtest(env: StreamExecutionEnvironment, events: list[Row], startup: Startup, rules: TimeRules) -> dict[str, list[str]]:
-    """The same pipeline over in-memory RECORD_IN rows; returns each output's JSON values."""
-    outputs = build_pipeline(
-        env.from_collection(events, type_info=RECORD_IN), env.from_collection([], type_info=RECORD_IN), startup, rules
-    )
+def backtest(env: StreamExecutionEnvironment, profiles: list[Row], events: list[Row], startup_campaigns: dict[str, str],
+             rules: TimeRules) -> dict[str, list[str]]:
+    """The same pipeline over kafka_io.RAW_RECORD rows in memory (the profiles first, as a
+    bounded run reads them); returns each output's JSON values."""
+    user_inputs = kafka_io.raw_records(env, [*profiles, *events], "records", "records").assign_timestamps_and_watermarks(
+        kafka_io.watermarks(rules.out_of_orderness_ms, 5_000))
+    outputs = build_pipeline(user_inputs, kafka_io.raw_records(env, [], "no campaigns", "no-campaigns"),
+                             startup_campaigns, rules)
     # Collected as plain strings: rows with byte arrays cross py4j about 100x slower.
-    as_text = outputs.map(lambda record: f"{record.output}\t{record.value.decode()}", output_type=Types.STRING())
+    as_text = outputs.engine.union(outputs.dead_letters).map(
+        lambda record: f"{record.output}\t{record.value.decode()}", output_type=Types.STRING())
     results: dict[str, list[str]] = {name: [] for name in OUTPUTS}
     with as_text.execute_and_collect(f"{JOB_NAME}-backtest") as lines:
         for line in lines:

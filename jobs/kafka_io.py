@@ -1,34 +1,42 @@
-"""Kafka sources and sinks that keep what rtm's contracts need.
+"""Kafka in and out of rtm's jobs, with the per-record work in the JVM.
 
-PyFlink's DataStream KafkaSource hands Python only the value: the key, the topic,
-partition and offset are dropped and a tombstone throws. The Table API `kafka`
-connector keeps all of them (raw key, raw value or None, metadata columns), so every
-rtm job reads and writes Kafka through the tables built here and bridges them to and
-from the DataStream API. Sinks join one StatementSet, which `execute` attaches to the
-DataStream job, so sources, Python functions and sinks run as one Flink job.
+An event should meet one Python operator only: the campaign engine. So everything before
+and after it runs in Java, from rtm-flink.jar (built by `make jars` from jars/src/): the
+source's deserializer reads the message key, the value bytes (None for a tombstone), the
+topic, partition and offset, and of an event the user key and `ts`; event time is
+assigned in the source, so watermarks are per partition; SplitInputs, chained to the
+source, sends what cannot be keyed to the DLQ and marks the end of a bounded input; the
+sink's serializer writes each record to the topic of its output. (PyFlink's own Kafka
+source gives Python only the value and throws on tombstones; the Table API route keeps
+them but costs two bridges and a Python operator for every step.)
 
-Records in:  Row(key: str|None, value: bytes|None, topic: str, partition: int, offset: int)
-Records out: Row(key: str|None, value: bytes|None); value None writes a tombstone;
-             or Row(output, key, value) to route each record to the topic of its output.
+Rows (their types are declared once, in Java: io.rtm.flink.Inputs and RoutedRecords):
+  input  Row(kind, ts, key, value, topic, partition, offset): what the engine receives
+  read   Row(user_key, reason, input): a record before keying (reason: why it cannot be keyed)
+  keyed  Row(user_key, input)
+  routed Row(output, key, value): to the topic of `output`; value None writes a tombstone
 """
 
-from dataclasses import dataclass, field
-from itertools import count
+from dataclasses import dataclass
 
-from pyflink.common import Row, Types
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment
-from pyflink.table.expressions import col
+from pyflink.common import Duration, Row, Types, WatermarkStrategy
+from pyflink.common.typeinfo import _from_java_type
+from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.hybrid_source import HybridSource
+from pyflink.datastream.connectors.kafka import (
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaSink,
+    KafkaSource,
+)
+from pyflink.java_gateway import get_gateway
 
-RECORD_IN = Types.ROW_NAMED(
-    ["key", "value", "topic", "partition", "offset"],
-    [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.INT(), Types.LONG()],
-)
-RECORD_OUT = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
-# A record for one of several topics, named by `output` (see KafkaIO.sink_routed).
-ROUTED_OUT = Types.ROW_NAMED(
-    ["output", "key", "value"], [Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())]
-)
+# Input kinds (io.rtm.flink.Inputs): events are keyed by the user key in their payload,
+# profiles by their message key; campaign records are broadcast as they are. END marks
+# the end of a bounded input (its ts: the largest event time the input held).
+EVENT, PROFILE, CAMPAIGN, END = "event", "profile", "campaign", "end"
+DLQ = "dlq"  # the output of dead letters (io.rtm.flink.DeadLetters.OUTPUT)
 
 AT_LEAST_ONCE = "at-least-once"
 EXACTLY_ONCE = "exactly-once"
@@ -36,28 +44,83 @@ EXACTLY_ONCE = "exactly-once"
 # default (1 h) makes exactly-once jobs fail at start.
 TRANSACTION_TIMEOUT_MS = 600_000
 
+# Records that did not come from Kafka (a backtest's files), for `raw_records`.
+RAW_RECORD = Types.ROW_NAMED(
+    ["kind", "key", "value", "topic", "partition", "offset"],
+    [Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.INT(), Types.LONG()],
+)
 
-def record_out(key: str | None, value: bytes | None) -> Row:
-    """An outgoing record; a sink's stream must carry `output_type=RECORD_OUT`."""
-    return Row(key=key, value=value)
+
+def _rtm():
+    return get_gateway().jvm.io.rtm.flink
+
+
+def routed_type():
+    """The type of routed rows, for the `output_type` of a Python function that emits them."""
+    return _from_java_type(_rtm().RoutedRecords.ROUTED)
 
 
 def routed_out(output: str, key: str | None, value: bytes | None) -> Row:
-    """An outgoing record for `output`; the stream must carry `output_type=ROUTED_OUT`."""
+    """A routed row: `value` to the topic of `output`, under message key `key`."""
     return Row(output=output, key=key, value=value)
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def watermarks(out_of_orderness_ms: int, idle_ms: int) -> WatermarkStrategy:
+    """Event time from each record's `ts` (Java, so no Python assigner runs), a watermark
+    that trails it by `out_of_orderness_ms`, and an input quiet for `idle_ms` stops holding
+    the watermark back."""
+    jvm = get_gateway().jvm
+    j_strategy = (
+        jvm.org.apache.flink.api.common.eventtime.WatermarkStrategy.forBoundedOutOfOrderness(
+            Duration.of_millis(out_of_orderness_ms)._j_duration
+        )
+        .withTimestampAssigner(_rtm().InputTime())
+        .withIdleness(Duration.of_millis(idle_ms)._j_duration)
+    )
+    return WatermarkStrategy(j_strategy)
 
 
-def _with_clause(options: dict[str, str]) -> str:
-    return ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
+@dataclass(frozen=True)
+class SplitInputs:
+    """What SplitInputs makes of a stream of read rows."""
+
+    keyable: DataStream  # keyed rows
+    dead_letters: DataStream  # routed rows for DLQ
+    end_of_input: DataStream  # keyed rows: one END input when a bounded input ends
+
+
+def split_inputs(read: DataStream, name: str, uid: str) -> SplitInputs:
+    rtm = _rtm()
+    j_split = read._j_data_stream.transform(name, rtm.Inputs.KEYED, rtm.SplitInputs()).uid(uid)
+    return SplitInputs(
+        DataStream(j_split),
+        DataStream(j_split.getSideOutput(rtm.SplitInputs.DEAD_LETTERS)),
+        DataStream(j_split.getSideOutput(rtm.SplitInputs.END_OF_INPUT)),
+    )
+
+
+def key_by_user(keyable: DataStream) -> KeyedStream:
+    """Keyed rows keyed by their user key in the JVM; Python functions on it get the input rows.
+
+    PyFlink's own key_by would run the key selector in a Python operator of its own."""
+    jvm = get_gateway().jvm
+    j_key_type = Types.ROW([Types.STRING()]).get_java_type_info()
+    j_keyed = keyable._j_data_stream.keyBy(
+        jvm.org.apache.flink.streaming.api.functions.python.KeyByKeySelector(), j_key_type
+    )
+    return KeyedStream(j_keyed, _from_java_type(_rtm().Inputs.INPUT), keyable)
+
+
+def raw_records(env: StreamExecutionEnvironment, records: list[Row], name: str, uid: str) -> DataStream:
+    """Read rows from RAW_RECORD rows in memory, read as the Kafka sources read records."""
+    rtm = _rtm()
+    raw = env.from_collection(records, type_info=RAW_RECORD)
+    return DataStream(raw._j_data_stream.map(rtm.RawRecords(), rtm.Inputs.READ).name(name).uid(uid))
 
 
 @dataclass
 class KafkaIO:
-    """Kafka tables of one job: `source` streams in, `sink` streams out, `execute` runs all."""
+    """The Kafka sources and sinks of one job; `execute` runs it."""
 
     env: StreamExecutionEnvironment
     bootstrap: str
@@ -65,94 +128,69 @@ class KafkaIO:
     delivery: str = AT_LEAST_ONCE
     # Bounded: read each topic up to the end offsets it has when the job starts, then finish.
     bounded: bool = False
-    t_env: StreamTableEnvironment = field(init=False)
-    _statements: object = field(init=False)
-    _names: count = field(init=False, default_factory=count)
 
     def __post_init__(self):
         if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
             raise ValueError(f"delivery must be {AT_LEAST_ONCE!r} or {EXACTLY_ONCE!r}, not {self.delivery!r}")
-        self.t_env = StreamTableEnvironment.create(self.env)
-        self._statements = self.t_env.create_statement_set()
 
-    def _table_name(self, topic: str, role: str) -> str:
-        # Stable, statement-ordered names: Table operator uids are positional.
-        return f"{role}_{next(self._names)}_{topic.replace('.', '_').replace('-', '_')}"
-
-    def source(self, topic: str, from_beginning: bool = True) -> DataStream:
-        """A stream of RECORD_IN rows from `topic` (all partitions)."""
-        name = self._table_name(topic, "src")
-        options = {
-            "connector": "kafka",
-            "topic": topic,
-            "properties.bootstrap.servers": self.bootstrap,
-            "properties.group.id": self.group_id,
-            # Offsets commit on checkpoints; a restart without state resumes from them.
-            "scan.startup.mode": "earliest-offset" if from_beginning else "group-offsets",
-            "properties.auto.offset.reset": "earliest",
-            "properties.isolation.level": "read_committed",
-            "key.format": "raw",
-            "key.fields": "key",
-            "value.format": "raw",
-            "value.fields-include": "EXCEPT_KEY",
-        }
-        if self.bounded:
-            options["scan.bounded.mode"] = "latest-offset"
-        # BYTES keeps invalid UTF-8 exact for the DLQ (STRING would turn it into U+FFFD).
-        self.t_env.execute_sql(
-            f"""CREATE TEMPORARY TABLE {name} (
-  `key` STRING,
-  `value` BYTES,
-  `topic` STRING METADATA VIRTUAL,
-  `partition` INT METADATA VIRTUAL,
-  `offset` BIGINT METADATA VIRTUAL
-) WITH (
-  {_with_clause(options)}
-)"""
+    def kafka_source(self, topic: str, kind: str, *, from_beginning: bool = True, wall_clock: bool = False) -> KafkaSource:
+        """A source of read rows of `kind` from `topic` (all partitions). `from_beginning`
+        False resumes from the offsets the job's group committed (earliest without any);
+        `wall_clock` stamps records with the wall clock instead of no event time (for live
+        slow inputs, whose watermark must not hold the events' back)."""
+        offsets = (
+            KafkaOffsetsInitializer.earliest()
+            if from_beginning
+            else KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
         )
-        return self.t_env.to_data_stream(self.t_env.from_path(name))
+        builder = (
+            KafkaSource.builder()
+            .set_bootstrap_servers(self.bootstrap)
+            .set_group_id(self.group_id)
+            .set_topics(topic)
+            .set_starting_offsets(offsets)
+            .set_property("isolation.level", "read_committed")
+            # Offsets commit on checkpoints; a restart without state resumes from them.
+            .set_property("commit.offsets.on.checkpoint", "true")
+            .set_property("client.id.prefix", f"{self.group_id}-{kind}")
+        )
+        if self.bounded:
+            builder.set_bounded(KafkaOffsetsInitializer.latest())
+        builder._j_builder.setDeserializer(_rtm().KafkaInputs(kind, wall_clock))
+        return builder.build()
 
-    def _sink_table(self, topic: str) -> str:
-        name = self._table_name(topic, "sink")
-        options = {
-            "connector": "kafka",
-            "topic": topic,
-            "properties.bootstrap.servers": self.bootstrap,
-            "key.format": "raw",
-            "key.fields": "key",
-            "value.format": "raw",
-            "value.fields-include": "EXCEPT_KEY",
-            "sink.delivery-guarantee": self.delivery,
-        }
+    def read(self, source, strategy: WatermarkStrategy, name: str, uid: str) -> DataStream:
+        """A stream of read rows from a source of `kafka_source` (or a HybridSource of them)."""
+        # The type, since Flink cannot infer it through a HybridSource.
+        return self.env.from_source(source, strategy, name, _from_java_type(_rtm().Inputs.READ)).uid(uid)
+
+    @staticmethod
+    def one_after_another(first: KafkaSource, then: KafkaSource) -> HybridSource:
+        """One source that reads `first` to its end, then `then` (both bounded)."""
+        return HybridSource.builder(first).add_source(then).build()
+
+    def sink(self, records: DataStream, topics: dict[str, str], name: str, uid: str) -> None:
+        """Write routed rows to the topic of their output (`topics`: output -> topic)."""
+        jvm = get_gateway().jvm
+        j_topics = jvm.java.util.HashMap()
+        for output, topic in topics.items():
+            j_topics.put(output, topic)
+        builder = (
+            KafkaSink.builder()
+            .set_bootstrap_servers(self.bootstrap)
+            .set_delivery_guarantee(
+                DeliveryGuarantee.EXACTLY_ONCE if self.delivery == EXACTLY_ONCE else DeliveryGuarantee.AT_LEAST_ONCE
+            )
+        )
         if self.delivery == EXACTLY_ONCE:
             # Each exactly-once sink needs its own prefix, stable across restarts.
-            options["sink.transactional-id-prefix"] = f"{self.group_id}-{name}"
-            options["properties.transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
-        self.t_env.execute_sql(
-            f"""CREATE TEMPORARY TABLE {name} (
-  `key` STRING,
-  `value` BYTES
-) WITH (
-  {_with_clause(options)}
-)"""
-        )
-        return name
-
-    def sink(self, topic: str, records: DataStream) -> None:
-        """Write a stream of RECORD_OUT rows to `topic`, the key field as message key."""
-        self._statements.add_insert(self._sink_table(topic), self.t_env.from_data_stream(records))
-
-    def sink_routed(self, records: DataStream, topics: dict[str, str]) -> None:
-        """Write ROUTED_OUT rows to the topic named by their `output` field (topics maps
-        output -> topic). The routing runs in SQL, so it costs no Python operator."""
-        routed = self.t_env.from_data_stream(records)
-        for output, topic in topics.items():
-            self._statements.add_insert(
-                self._sink_table(topic), routed.where(col("output") == output).select(col("key"), col("value"))
-            )
+            builder.set_transactional_id_prefix(f"{self.group_id}-{uid}")
+            builder.set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
+        builder._j_builder.setRecordSerializer(_rtm().RoutedRecords(j_topics))
+        records.sink_to(builder.build()).name(name).uid(uid)
 
     def execute(self, job_name: str, detached: bool = False):
-        """Run sources, functions and sinks as one job: wait for its JobExecutionResult, or
-        with `detached` return its JobClient at once (for jobs that run until cancelled)."""
-        self._statements.attach_as_datastream()
+        """Run the job: wait for its JobExecutionResult, or with `detached` return its
+        JobClient at once (for jobs that run until cancelled)."""
         return self.env.execute_async(job_name) if detached else self.env.execute(job_name)
+

@@ -110,7 +110,7 @@ def _write_conf(conf_dir: Path) -> None:
 
 
 def _link_lib(lib_dir: Path) -> None:
-    jar_files = [*FLINK_HOME.glob("lib/*.jar"), jars.flink_kafka_connector(), _flink_python_jar()]
+    jar_files = [*FLINK_HOME.glob("lib/*.jar"), *jars.job_jars(), _flink_python_jar()]
     wanted = {jar.name: jar for jar in jar_files}
     lib_dir.mkdir(parents=True, exist_ok=True)
     for link in lib_dir.iterdir():

@@ -50,8 +50,11 @@ def local_overrides() -> dict[str, str]:
         # Workers must run the interpreter that has pyflink and rtm installed.
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
-        # The connector travels with the job; a cluster has it in its lib dir instead.
-        "pipeline.jars": jars.flink_kafka_connector().as_uri(),
+        # The jars travel with the job; a cluster has them in its lib dir instead.
+        "pipeline.jars": ";".join(jar.as_uri() for jar in jars.job_jars()),
+        # A MiniCluster is one TaskManager (one embedded CPython: extra slots add no CPU),
+        # but a job at parallelism up to 4 must find its slots there.
+        "taskmanager.numberOfTaskSlots": "4",
         # Random ports, so a MiniCluster runs beside a standalone cluster or another job.
         "rest.port": "0",
         "blob.server.port": "0",

@@ -1,4 +1,4 @@
-"""The jars that PyFlink does not ship, fetched by `make jars` from Maven Central."""
+"""The jars that PyFlink does not ship: fetched (and rtm-flink.jar built) by `make jars`."""
 
 from pathlib import Path
 
@@ -24,3 +24,16 @@ def flink_kafka_connector() -> Path:
             f"the Flink Kafka connector jar is missing from {settings.JARS_DIR / 'flink'}: {_FETCH_HINT}"
         )
     return found[-1]
+
+
+def rtm_flink() -> Path:
+    """rtm's own Flink classes (jars/src/): the JVM side of the campaign job's per-event path."""
+    jar = settings.JARS_DIR / "flink" / "rtm-flink.jar"
+    if not jar.exists():
+        raise RtmError(f"rtm's Flink jar {jar} is missing: {_FETCH_HINT}")
+    return jar
+
+
+def job_jars() -> list[Path]:
+    """Every jar an rtm job needs besides Flink's own: in pipeline.jars locally, in lib/ on a cluster."""
+    return [flink_kafka_connector(), rtm_flink()]

@@ -9,8 +9,7 @@ from jobs import campaign_job
 from kafka_helpers import consume_all
 from rtm import settings
 from rtm.campaigns import load_paths
-from rtm.cli.run import current_profiles
-from udfs.campaign_engine import TimeRules
+from rtm.time_rules import TimeRules
 
 
 def fresh_topics(new_topic) -> campaign_job.Topics:
@@ -26,20 +25,20 @@ def shipped_campaigns() -> dict[str, str]:
     return {c.id: json.dumps(c.definition) for c in loaded}
 
 
-def run_bounded(bootstrap, topics, until, campaigns=None):
-    """The job over what the topics hold now, event time stopping at `until`, with the
-    profiles topic in effect from the start (as `rtm run --bounded` does)."""
-    startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns,
-                                   current_profiles(bootstrap, topics.profiles))
-    campaign_job.run(local_environment(), bootstrap, startup, TimeRules(live=False, until=until), topics=topics, bounded=True)
+def run_bounded(bootstrap, topics, until=None, campaigns=None, parallelism=None):
+    """The job over what the topics hold now, event time stopping at `until` (default: at
+    the largest event time), with the profiles topic in effect from the start (as
+    `rtm run --bounded` does)."""
+    env = local_environment(None if parallelism is None else {"parallelism.default": str(parallelism)})
+    campaign_job.run(env, bootstrap, shipped_campaigns() if campaigns is None else campaigns,
+                     TimeRules(live=False, until=until), topics=topics, bounded=True)
 
 
 @contextmanager
 def live_job(bootstrap, topics, campaigns=None, rules=TimeRules(), idle_timeout_ms=1_000):
     """The job running unbounded in the background until the block ends."""
-    startup = campaign_job.Startup(shipped_campaigns() if campaigns is None else campaigns)
-    client = campaign_job.run(local_environment(), bootstrap, startup, rules, topics=topics, detached=True,
-                              idle_timeout_ms=idle_timeout_ms)
+    client = campaign_job.run(local_environment(), bootstrap, shipped_campaigns() if campaigns is None else campaigns,
+                              rules, topics=topics, detached=True, idle_timeout_ms=idle_timeout_ms)
     try:
         yield client
     finally:

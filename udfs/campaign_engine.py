@@ -1,11 +1,15 @@
 """The campaign engine as a Flink function: one keyed state per user, campaigns broadcast.
 
-Per user the function keeps ONE ValueState (a pickled UserSlot: the engine's bytes, the
+The only Python operator an event meets (jobs.kafka_io): it receives the Kafka record as
+it was read (kind, ts, key, value, topic, partition, offset), keyed by user key in the
+JVM, parses it once, and sends what breaks the contract to the DLQ.
+
+Per user the function keeps ONE ValueState (a msgpack UserSlot: the engine's bytes, the
 profile, the armed timers), so an event costs one state read and one write: in PyFlink
 every state access and Java<->Python crossing is expensive, the Python logic is not.
 All matching logic is rtm.engine's; this module only moves data and arms timers.
 
-Time (DESIGN.md): the engine settles what is due before each event, so timers only
+Time (docs/CONTRACTS.md): the engine settles what is due before each event, so timers only
 serve users who go quiet. Each user has at most one event-time timer, armed at the
 engine's next deadline and never moved later (an early fire settles nothing and re-arms),
 so a busy user registers a timer about once per session gap, not once per event. In a
@@ -15,18 +19,18 @@ watermark stands still, yet a deadline must fire within seconds of wall time.
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 import msgspec
 from pyflink.common import Types
 from pyflink.datastream import KeyedBroadcastProcessFunction, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from jobs.kafka_io import routed_out
+from jobs.kafka_io import DLQ, END, PROFILE, routed_out
 from rtm.campaigns import CampaignError, CampaignSet
-from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
-from rtm.events import parse_event, parse_profile
-from udfs.parsing import refuse
+from rtm.dlq import dead_letter
+from rtm.engine import Result, apply_event, settle
+from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
+from rtm.time_rules import TimeRules
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +38,10 @@ log = logging.getLogger(__name__)
 # so a bootstrap version does not come back after a restore.
 CAMPAIGNS_STATE = MapStateDescriptor("campaigns", Types.STRING(), Types.STRING())
 RETIRED = ""
-# Output names: every record leaves on the main output as a ROUTED_OUT row (PyFlink 2.3
+# Output names: every record leaves on the main output as a routed row (PyFlink 2.3
 # drops side outputs yielded from on_timer of a KeyedBroadcastProcessFunction).
 TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
 _encode_json = msgspec.json.Encoder().encode
-
-
-@dataclass(frozen=True)
-class TimeRules:
-    """How the function reads time; the defaults suit a live run."""
-
-    # The watermark's bound on disorder; late events are the engine's call
-    # (EngineConfig.allowed_lateness_ms, per user, so preview and job agree).
-    out_of_orderness_ms: int = 5_000
-    # Live runs back event-time timers with wall-clock ones; bounded runs must not.
-    live: bool = True
-    # Bounded runs: event time stops here (DESIGN.md); later events and deadlines are ignored.
-    until: int | None = None
-    engine: EngineConfig = field(default=DEFAULT_CONFIG)
 
 
 class UserSlot(msgspec.Struct, array_like=True):
@@ -70,6 +60,14 @@ _slot_decoder = msgspec.msgpack.Decoder(UserSlot)
 _slot_encoder = msgspec.msgpack.Encoder()
 
 
+def refuse(record, reason: str):
+    """The routed row that sends `record` (an input row) to the DLQ."""
+    letter = dead_letter(
+        reason, topic=record.topic, partition=record.partition, offset=record.offset, key=record.key, value=record.value
+    )
+    return routed_out(DLQ, record.key, letter)
+
+
 def _subtask_index(runtime_context) -> int:
     try:
         return runtime_context.get_index_of_this_subtask()
@@ -84,15 +82,16 @@ def _wall_ms() -> int:
 
 
 class CampaignEngine(KeyedBroadcastProcessFunction):
-    """Keyed input: USER_INPUT rows; broadcast input: RECORD_IN rows of rtm.campaigns.
+    """Keyed input: input rows of events and profiles; broadcast input: keyed rows of
+    campaign records, and the END of a bounded input.
 
-    Output: ROUTED_OUT rows keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
-    letters (udfs.parsing.DLQ) of rejected campaign updates.
+    Output: routed rows keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
+    letters (DLQ) of events and profiles that break the contract and of rejected campaign
+    updates.
     """
 
-    def __init__(self, bootstrap_campaigns: dict[str, str], bootstrap_profiles: dict[str, dict], rules: TimeRules):
+    def __init__(self, bootstrap_campaigns: dict[str, str], rules: TimeRules):
         self._bootstrap_campaigns = bootstrap_campaigns
-        self._bootstrap_profiles = bootstrap_profiles
         self._rules = rules
 
     def open(self, runtime_context):
@@ -100,12 +99,16 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._reports_rejections = _subtask_index(runtime_context) == 0
         metrics = runtime_context.get_metrics_group()
         self._triggers = metrics.counter("triggers")
+        self._dead_letters = metrics.counter("dead_letters")
         self._late = metrics.counter("late_events")
         self._duplicates = metrics.counter("duplicate_events")
         self._after_until = metrics.counter("events_after_until")
         self._rejected = metrics.counter("rejected_campaigns")
         self._condition_errors = metrics.counter("condition_errors")
         self._campaigns: CampaignSet | None = None
+        # Where event time stops: --until, or the largest event time of a bounded input
+        # once it has ended (None while it runs, and in a live run).
+        self._until = self._rules.until
 
     # -- campaigns ------------------------------------------------------------------
 
@@ -133,7 +136,12 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             raise ValueError(f"the message key {campaign_id!r} must equal the campaign id (found {found!r})")
         campaigns.upsert(parsed)
 
-    def process_broadcast_element(self, record, ctx):
+    def process_broadcast_element(self, keyed, ctx):
+        record = keyed[1]
+        if record.kind == END:
+            if self._rules.until is None:
+                self._until = record.ts if self._until is None else max(self._until, record.ts)
+            return
         campaigns = self._campaign_set(ctx)
         try:
             self._apply_update(campaigns, record.key, record.value)
@@ -149,28 +157,56 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
 
     # -- users ----------------------------------------------------------------------
 
-    def process_element(self, row, ctx):
-        raw = self._slots.value()
-        slot = _slot_decoder.decode(raw) if raw else UserSlot()
-        if row.is_profile:
-            slot.profile = parse_profile(row.raw)
-            self._slots.update(_slot_encoder.encode(slot))
+    def process_element(self, record, ctx):
+        key = ctx.get_current_key()
+        if record.kind == PROFILE:
+            yield from self._update_profile(key, record)
+            return
+        try:
+            event = parse_event(record.value)
+        except InvalidEvent as err:
+            yield self._dead_letter(record, str(err))
+            return
+        if event.key != key:  # the JVM read the key differently: never apply it to another user
+            yield self._dead_letter(record, f"the user key {event.key!r} was read as {key!r}: check for repeated fields")
             return
         rules = self._rules
-        event = parse_event(row.raw)
         if rules.until is not None and event.ts > rules.until:
             self._after_until.inc()
             return
-        result = apply_event(slot.engine, event, self._campaign_set(ctx), self._profile(slot, row.user_key), rules.engine)
+        raw = self._slots.value()
+        slot = _slot_decoder.decode(raw) if raw else UserSlot()
+        result = apply_event(slot.engine, event, self._campaign_set(ctx), slot.profile, rules.engine)
         if result.late:
             self._late.inc()
-            yield routed_out(LATE, row.user_key, row.raw)
+            yield routed_out(LATE, key, record.value)
             return  # nothing changed
         if result.duplicate:
             self._duplicates.inc()
         slot.anchor = (_wall_ms(), event.ts)
-        yield from self._emit(row.user_key, result)
+        yield from self._emit(key, result)
         self._store(slot, result, ctx.timer_service())
+
+    def _update_profile(self, key: str, record):
+        try:
+            profile = parse_profile(record.value)
+        except InvalidProfile as err:
+            yield self._dead_letter(record, str(err))
+            return
+        if profile is not None and profile["user_id"] != key:
+            yield self._dead_letter(record, f"profile user_id {profile['user_id']!r} differs from its message key {key!r}")
+            return
+        raw = self._slots.value()
+        slot = _slot_decoder.decode(raw) if raw else UserSlot()
+        slot.profile = profile
+        if slot.engine is None and profile is None:
+            self._slots.clear()
+        else:
+            self._slots.update(_slot_encoder.encode(slot))
+
+    def _dead_letter(self, record, reason: str):
+        self._dead_letters.inc()
+        return refuse(record, reason)
 
     def on_timer(self, timestamp, ctx):
         raw = self._slots.value()
@@ -181,7 +217,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
             if slot.event_timer == timestamp:
                 slot.event_timer = None
-            if rules.until is not None and timestamp > rules.until:
+            if self._until is not None and timestamp > self._until:
                 return  # bounded input ended before this deadline
             now = timestamp
         else:
@@ -190,12 +226,9 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             wall, event_ts = slot.anchor
             now = event_ts + (timestamp - wall) - rules.out_of_orderness_ms
         key = ctx.get_current_key()
-        result = settle(slot.engine, now, self._campaign_set(ctx), self._profile(slot, key), rules.engine)
+        result = settle(slot.engine, now, self._campaign_set(ctx), slot.profile, rules.engine)
         yield from self._emit(key, result)
         self._store(slot, result, ctx.timer_service())
-
-    def _profile(self, slot: UserSlot, key: str) -> dict | None:
-        return slot.profile if slot.profile is not None else self._bootstrap_profiles.get(key)
 
     def _emit(self, key: str, result: Result):
         for error in result.errors:

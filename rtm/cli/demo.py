@@ -30,24 +30,23 @@ def demo(bootstrap, users, duration):
     shop and game traffic into rtm.events with event time running 1800x faster than
     the clock, and prints each trigger from rtm.triggers as it arrives.
     """
-    from jobs import campaign_job
+    from jobs import campaign_job, startup
     from jobs.environment import local_environment
     from rtm.cli.campaigns import write_campaigns
-    from rtm.cli.run import definitions, startup_campaigns, with_topic
-    from udfs.campaign_engine import TimeRules
+    from rtm.time_rules import TimeRules
 
     console = Console(soft_wrap=True)
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap)
-    campaigns = startup_campaigns(settings.CAMPAIGNS_DIR)
+    campaigns = startup.folder_campaigns(settings.CAMPAIGNS_DIR)
     write_campaigns(bootstrap, settings.CAMPAIGNS_TOPIC, campaigns)
     kafka_clients.write(bootstrap, settings.PROFILES_TOPIC,
                         [(p["user_id"], json.dumps(p).encode()) for p in generator.profiles(users)])
-    campaigns = with_topic(campaigns, bootstrap)
+    campaigns = startup.with_topic(campaigns, bootstrap, settings.CAMPAIGNS_TOPIC,
+                                 lambda message: console.print(f"warning: {message}"))
     console.print(f"Kafka at [bold]{bootstrap}[/]; published {len(campaigns)} campaigns to {settings.CAMPAIGNS_TOPIC}")
 
-    job = campaign_job.run(local_environment(), bootstrap, campaign_job.Startup(definitions(campaigns)),
-                           TimeRules(), detached=True)
+    job = campaign_job.run(local_environment(), bootstrap, startup.definitions(campaigns), TimeRules(), detached=True)
     console.print(f"campaign job {job.get_job_id()} started on a MiniCluster; playing {users} users' events")
     stop_at = time.monotonic() + duration
     player = threading.Thread(target=_play, args=(bootstrap, users, stop_at), daemon=True)

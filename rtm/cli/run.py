@@ -5,18 +5,15 @@ it with the cluster's environment as the context object, so one code path builds
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import click
 import msgspec
 
-from rtm import kafka_broker, kafka_clients, settings, topics
-from rtm.campaigns import CampaignError, CampaignSet, load_paths
+from rtm import kafka_broker, settings, topics
 from rtm.cli.options import bootstrap_option, duration, engine_options, until_option
-from rtm.errors import RtmError
-from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.preview import read_profiles
+from rtm.time_rules import TimeRules
 
 campaigns_option = click.option(
     "--campaigns", "campaigns_dir", type=click.Path(exists=True, path_type=Path), default=settings.CAMPAIGNS_DIR,
@@ -24,53 +21,8 @@ campaigns_option = click.option(
 )
 
 
-def startup_campaigns(folder: Path) -> CampaignSet:
-    loaded, issues = load_paths([folder])
-    if issues:
-        raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
-    return CampaignSet(loaded)
-
-
-def definitions(campaigns: CampaignSet) -> dict[str, str]:
-    return {campaign.id: json.dumps(campaign.definition) for campaign in campaigns}
-
-
-def with_topic(campaigns: CampaignSet, bootstrap: str, topic: str = settings.CAMPAIGNS_TOPIC) -> CampaignSet:
-    """The folder's campaigns, updated by what the campaigns topic holds now (newer
-    versions win), so the start-up set never depends on which input Flink reads first."""
-    for campaign_id, definition in kafka_clients.latest_by_key(bootstrap, topic).items():
-        try:
-            campaigns.upsert(definition)
-        except CampaignError as err:
-            click.echo(f"warning: {topic} {campaign_id}: {err}", err=True)
-    return campaigns
-
-
-def current_profiles(bootstrap: str, topic: str = settings.PROFILES_TOPIC) -> dict[str, dict]:
-    """The profiles a compacted topic holds now, by user id (bad ones are left to the job's DLQ).
-
-    A bounded run starts with them in effect, as a backtest does with its file: which of
-    two inputs Flink reads first must not change the result."""
-    profiles = {}
-    for user_id, raw in kafka_clients.latest_by_key(bootstrap, topic).items():
-        try:
-            profile = parse_profile(raw)
-        except InvalidProfile:
-            continue
-        if profile["user_id"] == user_id:
-            profiles[user_id] = profile
-    return profiles
-
-
-def _newest_event_time(bootstrap: str, topic: str) -> int | None:
-    newest = None
-    for message in kafka_clients.read(bootstrap, topic, from_beginning=True, to_end=True):
-        try:
-            ts = parse_event(message.value()).ts
-        except (InvalidEvent, TypeError):
-            continue
-        newest = ts if newest is None else max(newest, ts)
-    return newest
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
@@ -111,26 +63,20 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     rtm.campaigns are in effect before the first event; later updates on the topic
     apply live. Without --bounded it runs until stopped (Ctrl-C).
     """
-    from jobs import campaign_job
+    from jobs import campaign_job, startup
     from jobs.environment import local_environment
-    from udfs.campaign_engine import TimeRules
 
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(
         bootstrap, dataclasses.astuple(job_topics), compacted=(job_topics.profiles, job_topics.campaigns)
     )
-    campaigns = with_topic(startup_campaigns(campaigns_dir), bootstrap, job_topics.campaigns)
-    profiles = {}
-    if bounded:
-        profiles = current_profiles(bootstrap, job_topics.profiles)
-        if until is None:
-            until = _newest_event_time(bootstrap, job_topics.events)
+    campaigns = startup.with_topic(startup.folder_campaigns(campaigns_dir), bootstrap, job_topics.campaigns, _warn)
     rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
     # The context object, when set, makes the environment (jobs/entry.py: the cluster's).
     campaign_job.run(
-        (environment or local_environment)(), bootstrap, campaign_job.Startup(definitions(campaigns), profiles),
-        rules, topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
+        (environment or local_environment)(), bootstrap, startup.definitions(campaigns), rules,
+        topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
     )
 
 
@@ -152,29 +98,25 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_c
     """
     from pyflink.common import Row
 
-    from jobs import campaign_job
+    from jobs import campaign_job, startup
     from jobs.environment import local_environment
-    from udfs.campaign_engine import TimeRules
+    from jobs.kafka_io import EVENT, PROFILE
 
-    campaigns = startup_campaigns(campaigns_dir)
-    warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
-    profiles = read_profiles(profiles_path, warn) if profiles_path else {}
-    records, newest = [], None
+    campaigns = startup.folder_campaigns(campaigns_dir)
+    profiles = read_profiles(profiles_path, _warn) if profiles_path else {}
+    # Bad profile lines were reported above; the good ones go first, keyed by user id.
+    profile_rows = [Row(kind=PROFILE, key=user_id, value=msgspec.json.encode(profile), topic=str(profiles_path),
+                        partition=0, offset=n) for n, (user_id, profile) in enumerate(profiles.items())]
+    event_rows = []
     with events_path.open("rb") as lines:
         for lineno, line in enumerate(lines, start=1):
             line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            records.append(Row(key=None, value=line, topic=str(events_path), partition=0, offset=lineno))
-            try:
-                ts = parse_event(line).ts
-            except InvalidEvent:
-                continue  # the job sends it to dlq.jsonl with the reason
-            newest = ts if newest is None else max(newest, ts)
-    rules = TimeRules(live=False, until=until if until is not None else newest, engine=engine_config)
-    outputs = campaign_job.backtest(
-        local_environment(), records, campaign_job.Startup(definitions(campaigns), profiles), rules
-    )
+            if line.strip():  # a bad line goes to dlq.jsonl with the reason, file and line
+                event_rows.append(Row(kind=EVENT, key=None, value=line, topic=str(events_path), partition=0,
+                                      offset=lineno))
+    rules = TimeRules(live=False, until=until, engine=engine_config)
+    outputs = campaign_job.backtest(local_environment(), profile_rows, event_rows, startup.definitions(campaigns),
+                                    rules)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, values in outputs.items():
         rows = [msgspec.json.decode(value) for value in values]

@@ -1,29 +1,50 @@
-"""jobs.kafka_io through a real Flink job: keys, tombstones and record metadata survive."""
+"""jobs.kafka_io through a real Flink job: keys, tombstones, record metadata, event time
+and dead letters, read and written in the JVM (rtm-flink.jar)."""
 
+import base64
 import json
 
 import pytest
+from pyflink.datastream import ProcessFunction
 
+from jobs import kafka_io
 from jobs.environment import local_environment
-from jobs.kafka_io import EXACTLY_ONCE, RECORD_OUT, KafkaIO, record_out
+from jobs.kafka_io import CAMPAIGN, DLQ, EVENT, EXACTLY_ONCE, KafkaIO, routed_out
 from kafka_helpers import consume_all, produce
+from rtm.dlq import dead_letter
+from rtm.events import parse_ts
+
+OUT = "out"
 
 
-def _describe(record):
-    # Everything the job saw of one record, as JSON, keyed like the input.
-    seen = {
-        "key": record.key,
-        "value": None if record.value is None else list(record.value),
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-    }
-    return record_out(record.key, json.dumps(seen).encode())
+class _Describe(ProcessFunction):
+    """Everything the job saw of one record, as JSON, keyed like the input."""
+
+    def process_element(self, keyed, ctx):
+        record = keyed[1]
+        seen = {
+            "user_key": keyed[0],
+            "key": record.key,
+            "value": None if record.value is None else list(record.value),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "event_time": ctx.timestamp(),
+        }
+        yield routed_out(OUT, record.key, json.dumps(seen).encode())
+
+
+def _copy_job(kafka: KafkaIO, source_topic: str, kind: str, sink_topic: str, dlq_topic: str):
+    read = kafka.read(kafka.kafka_source(source_topic, kind), kafka_io.watermarks(0, 1_000), "in", "in")
+    split = kafka_io.split_inputs(read, "split", "split")
+    seen = split.keyable.process(_Describe(), output_type=kafka_io.routed_type())
+    kafka.sink(seen, {OUT: sink_topic}, "out", "out")
+    kafka.sink(split.dead_letters, {DLQ: dlq_topic}, "dead letters", "dead-letters")
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_keys_tombstones_and_metadata_reach_the_job_intact(kafka_bootstrap, new_topic, mode):
-    source, sink = new_topic("in", partitions=2), new_topic("out")
+    source, sink, dlq = new_topic("in", partitions=2), new_topic("out"), new_topic("dlq")
     produce(
         kafka_bootstrap,
         source,
@@ -34,9 +55,9 @@ def test_keys_tombstones_and_metadata_reach_the_job_intact(kafka_bootstrap, new_
             (b"user-1", b'{"n": 2}'),
         ],
     )
-    env = local_environment({"python.execution-mode": mode})
-    kafka = KafkaIO(env, kafka_bootstrap, group_id=f"io-{mode}", bounded=True)
-    kafka.sink(sink, kafka.source(source).map(_describe, output_type=RECORD_OUT))
+    kafka = KafkaIO(local_environment({"python.execution-mode": mode}), kafka_bootstrap, group_id=f"io-{mode}",
+                    bounded=True)
+    _copy_job(kafka, source, CAMPAIGN, sink, dlq)
     kafka.execute("kafka-io-test")
 
     seen = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, sink, expected=4)]
@@ -51,6 +72,48 @@ def test_keys_tombstones_and_metadata_reach_the_job_intact(kafka_bootstrap, new_
     for partition in {s["partition"] for s in seen}:
         offsets = sorted(o for p, o in by_position if p == partition)
         assert offsets == list(range(len(offsets)))
+    # The message key is also the key by which campaign records travel.
+    assert all(s["user_key"] == s["key"] for s in seen)
+
+
+def test_events_are_keyed_by_the_payloads_user_key_and_timed_by_its_ts_and_the_rest_dead_lettered(
+    kafka_bootstrap, new_topic
+):
+    source, sink, dlq = new_topic("in"), new_topic("out"), new_topic("dlq")
+    keyed = [
+        (b"k1", b'{"event_id": "a", "user_id": "u1", "anonymous_id": "d1", "ts": 1795600000000}'),
+        (None, b'{"ts": "2026-11-25T13:45:00.5+01:00", "params": {"user_id": "no"}, "anonymous_id": "d2"}'),
+        (None, b'{"user_id": "", "anonymous_id": "d3", "ts": "yesterday"}'),  # keyed; the engine refuses the ts
+    ]
+    unkeyable = [
+        (b"k4", b"{not json"),
+        (b"k5", b'{"event_id": "n", "ts": 1795600000000}'),
+        (b"k6", b'["an", "array"]'),
+        (b"k7", None),
+        (None, b'{"user_id": 7}'),
+    ]
+    produce(kafka_bootstrap, source, keyed + unkeyable)
+    kafka = KafkaIO(local_environment(), kafka_bootstrap, group_id="io-events", bounded=True)
+    _copy_job(kafka, source, EVENT, sink, dlq)
+    kafka.execute("kafka-io-events-test")
+
+    seen = sorted((json.loads(m.value()) for m in consume_all(kafka_bootstrap, sink, expected=3)),
+                  key=lambda s: s["offset"])
+    no_time = -(2**63)  # Long.MIN_VALUE: moves no watermark
+    assert [(s["user_key"], s["event_time"]) for s in seen] == [
+        ("u1", 1795600000000), ("d2", parse_ts("2026-11-25T13:45:00.5+01:00")), ("d3", no_time)]
+    letters = sorted((json.loads(m.value()) for m in consume_all(kafka_bootstrap, dlq, expected=len(unkeyable))),
+                     key=lambda letter: letter["offset"])
+    assert [letter["offset"] for letter in letters] == list(range(3, 3 + len(unkeyable)))
+    for letter, (key, value) in zip(letters, unkeyable):
+        # The JVM writes the very dead letter that rtm.dlq writes, reason aside.
+        expected = json.loads(dead_letter(letter["reason"], topic=source, partition=0, offset=letter["offset"],
+                                          key=None if key is None else key.decode(), value=value))
+        assert letter == expected
+        assert value is None or base64.b64decode(letter["value_base64"]) == value
+    reasons = [letter["reason"] for letter in letters]
+    for reason, expected in zip(reasons, ["not JSON", "user_id", "JSON object", "tombstone", "user_id"]):
+        assert expected in reason
 
 
 def test_sink_writes_chosen_keys_and_tombstones_exactly_once(kafka_bootstrap, new_topic):
@@ -58,10 +121,12 @@ def test_sink_writes_chosen_keys_and_tombstones_exactly_once(kafka_bootstrap, ne
     produce(kafka_bootstrap, source, [(b"a", b"keep"), (b"b", b"delete")])
     env = local_environment({"execution.checkpointing.interval": "1 s"})
     kafka = KafkaIO(env, kafka_bootstrap, group_id="io-eo", bounded=True, delivery=EXACTLY_ONCE)
-    rekeyed = kafka.source(source).map(
-        lambda r: record_out(f"re-{r.key}", None if r.value == b"delete" else r.value), output_type=RECORD_OUT
+    read = kafka.read(kafka.kafka_source(source, CAMPAIGN), kafka_io.watermarks(0, 1_000), "in", "in")
+    rekeyed = kafka_io.split_inputs(read, "split", "split").keyable.map(
+        lambda r: routed_out(OUT, f"re-{r[1].key}", None if r[1].value == b"delete" else r[1].value),
+        output_type=kafka_io.routed_type(),
     )
-    kafka.sink(sink, rekeyed)
+    kafka.sink(rekeyed, {OUT: sink}, "out", "out")
     kafka.execute("kafka-io-exactly-once-test")
 
     # A read_committed consumer sees the records only once the transaction committed.

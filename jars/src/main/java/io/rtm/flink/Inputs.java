@@ -1,0 +1,154 @@
+package io.rtm.flink;
+
+import java.nio.charset.StandardCharsets;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
+
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.typeutils.RowTypeInfo;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonProcessingException;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
+import org.apache.flink.types.Row;
+
+/**
+ * The records the campaign engine receives, and the little the JVM reads of them.
+ *
+ * <p>Every input record becomes {@code INPUT = Row(kind, ts, key, value, topic, partition,
+ * offset)}: its kind, its event time, and the Kafka record unchanged (message key, value
+ * bytes or null, where it came from), so the engine can parse it once and dead-letter it
+ * with the original bytes. Before keying it travels as {@code READ = Row(user_key, reason,
+ * input)}: the user key by which it is keyed, or the reason it cannot be keyed.
+ *
+ * <p>Of an event the JVM reads only what keying and watermarks need: {@code user_id} /
+ * {@code anonymous_id} (the user key rule of the event contract) and {@code ts}. Whether the
+ * event is otherwise valid is the engine's call (rtm.events), so there is one home for the
+ * contract.
+ */
+public final class Inputs {
+    public static final String EVENT = "event";
+    public static final String PROFILE = "profile";
+    public static final String CAMPAIGN = "campaign";
+    /** The end of a bounded input; {@code ts} holds the largest event time it carried. */
+    public static final String END = "end";
+
+    /** Event time of records that have none (bad ones, profiles read before events): never moves the watermark. */
+    public static final long NO_TIME = Long.MIN_VALUE;
+
+    public static final RowTypeInfo INPUT = new RowTypeInfo(
+            new TypeInformation<?>[] {Types.STRING, Types.LONG, Types.STRING,
+                Types.PRIMITIVE_ARRAY(Types.BYTE), Types.STRING, Types.INT, Types.LONG},
+            new String[] {"kind", "ts", "key", "value", "topic", "partition", "offset"});
+    public static final int KIND = 0, TS = 1, KEY = 2, VALUE = 3, TOPIC = 4, PARTITION = 5, OFFSET = 6;
+
+    /** Keyed records: field 0 is the key, the shape PyFlink's keyed operators expect. */
+    public static final RowTypeInfo KEYED = new RowTypeInfo(Types.STRING, INPUT);
+    public static final RowTypeInfo READ = new RowTypeInfo(
+            new TypeInformation<?>[] {Types.STRING, Types.STRING, INPUT},
+            new String[] {"user_key", "reason", "input"});
+
+    private static final JsonFactory JSON = new JsonFactory();
+
+    private Inputs() {}
+
+    /**
+     * One Kafka record of the given kind as a READ row. {@code wallClock}: stamp it with the
+     * wall clock (a live slow input, whose watermark must not hold the events' back)
+     * instead of no time at all.
+     */
+    public static Row read(String kind, boolean wallClock, String key, byte[] value, String topic, int partition,
+            long offset) {
+        Row input = Row.of(kind, NO_TIME, key, value, topic, partition, offset);
+        switch (kind) {
+            case EVENT:
+                return readEvent(input, value);
+            case PROFILE:
+                stampSlow(input, wallClock);
+                return key == null || key.isEmpty()
+                        ? Row.of(null, "profile without a message key: the key must be the user_id", input)
+                        : Row.of(key, null, input);
+            case CAMPAIGN:
+                // Broadcast, never keyed: the engine checks the key against the campaign id.
+                stampSlow(input, wallClock);
+                return Row.of(key, null, input);
+            default:
+                throw new IllegalArgumentException("unknown input kind " + kind + "; use event, profile or campaign");
+        }
+    }
+
+    /** The marker a bounded input sends when it ends, with the largest event time it held. */
+    public static Row endOfInput(long newestEventTime) {
+        return Row.of(null, Row.of(END, newestEventTime, null, null, null, null, null));
+    }
+
+    private static void stampSlow(Row input, boolean wallClock) {
+        if (wallClock) {
+            input.setField(TS, System.currentTimeMillis());
+        }
+    }
+
+    private static Row readEvent(Row input, byte[] value) {
+        if (value == null) {
+            return Row.of(null, "tombstone (null value) on the events topic: events always carry a value", input);
+        }
+        String userId = null, anonymousId = null;
+        long ts = NO_TIME;
+        try (JsonParser parser = JSON.createParser(value)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                return Row.of(null, "event does not match the contract: an event is a JSON object", input);
+            }
+            while (parser.nextToken() == JsonToken.FIELD_NAME) {
+                String field = parser.currentName();
+                JsonToken token = parser.nextToken();
+                switch (field) {
+                    case "user_id":
+                        userId = token == JsonToken.VALUE_STRING ? parser.getText() : null;
+                        break;
+                    case "anonymous_id":
+                        anonymousId = token == JsonToken.VALUE_STRING ? parser.getText() : null;
+                        break;
+                    case "ts":
+                        ts = eventTime(parser, token);
+                        break;
+                    default:
+                        parser.skipChildren();
+                }
+            }
+            if (parser.nextToken() != null) {
+                return Row.of(null, "not JSON: trailing data after the event object", input);
+            }
+        } catch (JsonProcessingException err) {
+            return Row.of(null, "not JSON: " + err.getOriginalMessage(), input);
+        } catch (java.io.IOException err) {
+            return Row.of(null, "not JSON: " + err.getMessage(), input);
+        }
+        String userKey = userId != null && !userId.isEmpty() ? userId : anonymousId;
+        if (userKey == null || userKey.isEmpty()) {
+            return Row.of(null, "neither user_id nor anonymous_id is set: one is required (it is the user key)", input);
+        }
+        input.setField(TS, ts);
+        return Row.of(userKey, null, input);
+    }
+
+    /** Epoch millis, or an ISO-8601 time with an offset; NO_TIME for anything else (the engine says why). */
+    private static long eventTime(JsonParser parser, JsonToken token) throws java.io.IOException {
+        if (token == JsonToken.VALUE_NUMBER_INT) {
+            return parser.getNumberType() == JsonParser.NumberType.BIG_INTEGER ? NO_TIME : parser.getLongValue();
+        }
+        if (token == JsonToken.VALUE_STRING) {
+            try {
+                return OffsetDateTime.parse(parser.getText()).toInstant().toEpochMilli();
+            } catch (DateTimeParseException | ArithmeticException err) {
+                return NO_TIME;
+            }
+        }
+        parser.skipChildren();
+        return NO_TIME;
+    }
+
+    static String text(byte[] bytes) {
+        return bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,57 @@
+package io.rtm.flink;
+
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * Inputs.READ rows in; Inputs.KEYED rows out for the records that can be keyed, dead letters
+ * (RoutedRecords.ROUTED, output "dlq") for those that cannot, and, when a bounded input
+ * ends, one end-of-input marker with the largest event time it carried: the engine stops
+ * event time there (the rules of time: deadlines after the input's last event do not fire).
+ * A Java operator chained to the source, so bad records never cross into Python.
+ */
+public final class SplitInputs extends AbstractStreamOperator<Row>
+        implements OneInputStreamOperator<Row, Row>, BoundedOneInput {
+    private static final long serialVersionUID = 1L;
+    public static final OutputTag<Row> DEAD_LETTERS = new OutputTag<>("dead-letters", RoutedRecords.ROUTED);
+    public static final OutputTag<Row> END_OF_INPUT = new OutputTag<>("end-of-input", Inputs.KEYED);
+
+    private transient Counter deadLetters;
+    private long newestEventTime = Inputs.NO_TIME;
+    private boolean sawEvents;
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        deadLetters = getMetricGroup().counter("dead_letters");
+    }
+
+    @Override
+    public void processElement(StreamRecord<Row> element) {
+        Row read = element.getValue();
+        Row input = (Row) read.getField(2);
+        String reason = (String) read.getField(1);
+        if (reason != null) {
+            deadLetters.inc();
+            output.collect(DEAD_LETTERS, new StreamRecord<>(DeadLetters.route(input, reason)));
+            return;
+        }
+        if (Inputs.EVENT.equals(input.getField(Inputs.KIND))) {
+            sawEvents = true;
+            newestEventTime = Math.max(newestEventTime, (Long) input.getField(Inputs.TS));
+        }
+        output.collect(element.replace(Row.of(read.getField(0), input)));
+    }
+
+    @Override
+    public void endInput() {
+        if (sawEvents) {
+            output.collect(END_OF_INPUT, new StreamRecord<>(Inputs.endOfInput(newestEventTime)));
+        }
+    }
+}
