@@ -15,6 +15,7 @@ from rtm.cli.jobs import jobs, submit
 from rtm.cli.kafka import kafka
 from rtm.cli.run import backtest, run
 from rtm.cli.serve import serve
+from rtm.cli.shop import shop
 from rtm.cli.sql import sql
 from rtm.cli.triggers import triggers
 
@@ -52,3 +53,4 @@ main.add_command(submit)
 main.add_command(jobs)
 main.add_command(collect)
 main.add_command(serve)
+main.add_command(shop)
