@@ -22,9 +22,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-jars: .jars/.fetched ## Fetch the Kafka broker and the Flink Kafka connector from Maven Central into .jars/
+jars: .jars/.fetched ## Fetch the Kafka broker and the Flink Kafka connector from Maven Central, build rtm-flink.jar, into .jars/
 
-.jars/.fetched: jars/pom.xml
+.jars/.fetched: jars/pom.xml $(shell find jars/src -name '*.java')
 	mvn --batch-mode --quiet -f jars/pom.xml package
 	touch $@
 

@@ -42,7 +42,7 @@ from jobs.environment import local_environment
 from kafka_io_bench import create_topic
 from rtm import generator, kafka_broker, kafka_clients, settings
 from rtm.campaigns import load_paths
-from udfs.campaign_engine import TimeRules
+from rtm.time_rules import TimeRules
 
 COMPARABLE = "three_page_views"  # the reference campaign the SQL pattern mirrors
 OUT_OF_ORDERNESS_S = TimeRules().out_of_orderness_ms // 1000  # the same bound for both jobs
@@ -213,8 +213,8 @@ def throughput(overrides: dict, bootstrap: str, run_id: str, events: list[dict],
     results = {}
 
     started = time.monotonic()
-    campaign_job.run(local_environment(overrides), bootstrap, campaign_job.Startup(campaigns),
-                     TimeRules(live=False, until=events[-1]["ts"]), topics=topics, bounded=True)
+    campaign_job.run(local_environment(overrides), bootstrap, campaigns, TimeRules(live=False), topics=topics,
+                     bounded=True)
     wall = time.monotonic() - started
     triggers, sessions = appended(bootstrap, topics.triggers), appended(bootstrap, topics.sessions)
     stamps = [millis for millis, _ in triggers + sessions]
@@ -326,8 +326,8 @@ def latency(overrides: dict, bootstrap: str, run_id: str, events: list[dict], us
     topics = job_topics(bootstrap, f"bench-job-{run_id}-live")
     write_profiles(bootstrap, topics.profiles, users)
     def start_rtm():
-        return campaign_job.run(local_environment(overrides), bootstrap, campaign_job.Startup(campaigns),
-                                TimeRules(live=True), topics=topics, detached=True)
+        return campaign_job.run(local_environment(overrides), bootstrap, campaigns, TimeRules(live=True),
+                                topics=topics, detached=True)
 
     rtm = live_run(bootstrap, start_rtm, topics.events, topics.triggers, events, rate)
     last_id = lambda trigger: trigger["matched_event_ids"][-1]  # noqa: E731

@@ -21,10 +21,11 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from jobs import kafka_io
-from jobs.kafka_io import AT_LEAST_ONCE, CAMPAIGN, DLQ, EVENT, PROFILE, KafkaIO
+from jobs.kafka_io import AT_LEAST_ONCE, KafkaIO
 from rtm import settings
 from rtm.time_rules import TimeRules
 from udfs.campaign_engine import CAMPAIGNS_STATE, LATE, SESSIONS, TRIGGERS, CampaignEngine
+from udfs.rows import CAMPAIGN, DLQ, EVENT, PROFILE
 
 JOB_NAME = "rtm-campaigns"
 OUTPUTS = (TRIGGERS, SESSIONS, DLQ, LATE)  # each to the topic of that name in Topics

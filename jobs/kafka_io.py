@@ -11,10 +11,11 @@ source gives Python only the value and throws on tombstones; the Table API route
 them but costs two bridges and a Python operator for every step.)
 
 Rows (their types are declared once, in Java: io.rtm.flink.Inputs and RoutedRecords):
-  input  Row(kind, ts, key, value, topic, partition, offset): what the engine receives
+  input  Row(kind, ts, key, value, topic, partition, offset): what Python functions receive
   read   Row(user_key, reason, input): a record before keying (reason: why it cannot be keyed)
   keyed  Row(user_key, input)
   routed Row(output, key, value): to the topic of `output`; value None writes a tombstone
+(udfs.rows has what the Python functions need of them.)
 """
 
 from dataclasses import dataclass
@@ -31,12 +32,6 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.java_gateway import get_gateway
-
-# Input kinds (io.rtm.flink.Inputs): events are keyed by the user key in their payload,
-# profiles by their message key; campaign records are broadcast as they are. END marks
-# the end of a bounded input (its ts: the largest event time the input held).
-EVENT, PROFILE, CAMPAIGN, END = "event", "profile", "campaign", "end"
-DLQ = "dlq"  # the output of dead letters (io.rtm.flink.DeadLetters.OUTPUT)
 
 AT_LEAST_ONCE = "at-least-once"
 EXACTLY_ONCE = "exactly-once"
@@ -58,11 +53,6 @@ def _rtm():
 def routed_type():
     """The type of routed rows, for the `output_type` of a Python function that emits them."""
     return _from_java_type(_rtm().RoutedRecords.ROUTED)
-
-
-def routed_out(output: str, key: str | None, value: bytes | None) -> Row:
-    """A routed row: `value` to the topic of `output`, under message key `key`."""
-    return Row(output=output, key=key, value=value)
 
 
 def watermarks(out_of_orderness_ms: int, idle_ms: int) -> WatermarkStrategy:

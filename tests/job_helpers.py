@@ -12,9 +12,9 @@ from rtm.campaigns import load_paths
 from rtm.time_rules import TimeRules
 
 
-def fresh_topics(new_topic) -> campaign_job.Topics:
+def fresh_topics(new_topic, event_partitions: int = 1) -> campaign_job.Topics:
     return campaign_job.Topics(
-        events=new_topic("events"), profiles=new_topic("profiles"), campaigns=new_topic("campaigns"),
+        events=new_topic("events", partitions=event_partitions), profiles=new_topic("profiles"), campaigns=new_topic("campaigns"),
         triggers=new_topic("triggers"), sessions=new_topic("sessions"), dlq=new_topic("dlq"), late=new_topic("late"),
     )
 

@@ -25,12 +25,11 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedBroadcastProcessFunction, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from jobs.kafka_io import DLQ, END, PROFILE, routed_out
 from rtm.campaigns import CampaignError, CampaignSet
-from rtm.dlq import dead_letter
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules
+from udfs.rows import END, PROFILE, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,6 @@ class UserSlot(msgspec.Struct, array_like=True):
 
 _slot_decoder = msgspec.msgpack.Decoder(UserSlot)
 _slot_encoder = msgspec.msgpack.Encoder()
-
-
-def refuse(record, reason: str):
-    """The routed row that sends `record` (an input row) to the DLQ."""
-    letter = dead_letter(
-        reason, topic=record.topic, partition=record.partition, offset=record.offset, key=record.key, value=record.value
-    )
-    return routed_out(DLQ, record.key, letter)
 
 
 def _subtask_index(runtime_context) -> int:

@@ -100,7 +100,7 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_c
 
     from jobs import campaign_job, startup
     from jobs.environment import local_environment
-    from jobs.kafka_io import EVENT, PROFILE
+    from udfs.rows import EVENT, PROFILE
 
     campaigns = startup.folder_campaigns(campaigns_dir)
     profiles = read_profiles(profiles_path, _warn) if profiles_path else {}

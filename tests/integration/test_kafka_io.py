@@ -9,10 +9,11 @@ from pyflink.datastream import ProcessFunction
 
 from jobs import kafka_io
 from jobs.environment import local_environment
-from jobs.kafka_io import CAMPAIGN, DLQ, EVENT, EXACTLY_ONCE, KafkaIO, routed_out
+from jobs.kafka_io import EXACTLY_ONCE, KafkaIO
 from kafka_helpers import consume_all, produce
 from rtm.dlq import dead_letter
 from rtm.events import parse_ts
+from udfs.rows import CAMPAIGN, DLQ, EVENT, routed_out
 
 OUT = "out"
 

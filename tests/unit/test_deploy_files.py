@@ -407,7 +407,7 @@ def test_python_in_the_image_is_the_version_pyproject_requires():
 
 
 def test_connector_jar_is_fetched_by_the_poms_own_execution_into_flink_lib():
-    execution = re.search(r"mvn .*-f jars/pom.xml dependency:copy@(\S+)", dockerfile_runs())
+    execution = re.search(r"mvn .*-f jars/pom.xml .*dependency:copy@(\S+)", dockerfile_runs())
     assert execution, "the connector must come from jars/pom.xml through Maven"
     executions = {e.findtext("{*}id"): e for e in _pom_find(pom(), "build/plugins/plugin/executions/execution")}
     copied = executions[execution[1]]
@@ -418,6 +418,13 @@ def test_connector_jar_is_fetched_by_the_poms_own_execution_into_flink_lib():
     assert pom_property("jars.dir") == "${project.basedir}/../.jars"  # /build/jars/../.jars in the stage
     assert ("WORKDIR", "/build") in dockerfile()
     assert ("COPY", f"--from=jars {output}/{artifact}-*.jar /opt/flink/lib/") in final_stage()
+
+
+def test_rtm_flink_jar_is_built_by_the_pom_into_flink_lib():
+    assert re.search(r"mvn .*-f jars/pom.xml .*\bjar:jar\b", dockerfile_runs())
+    assert ("COPY", "jars/src jars/src") in dockerfile()
+    assert _pom_find(pom(), "build/finalName")[0].text == "rtm-flink"
+    assert ("COPY", "--from=jars /build/.jars/flink/rtm-flink.jar /opt/flink/lib/") in final_stage()
 
 
 def test_flink_python_jar_is_in_lib_and_stays_in_opt():
