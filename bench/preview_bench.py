@@ -1,0 +1,79 @@
+"""Benchmark (not a test): `rtm campaigns preview` against a bare `json.loads` loop, whole process.
+
+    .venv/bin/python bench/preview_bench.py [--events-file F] [--rounds 5]
+
+The workload is the peer benchmark's (../shared/peers): its 200k generated events and
+its two campaigns in rtm's language, read from peer_rtm.py so they cannot drift. Each
+round runs both commands as fresh processes (interpreter start and imports included),
+one after the other, so a busy machine slows both alike; only ratios within one run
+count. CPU is the child's user+sys time; the ratio is json.loads time / preview time.
+"""
+
+import argparse
+import ast
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT.parent / "shared" / "peers"
+JSON_LOOP = "import json, sys\nfor line in open(sys.argv[1], 'rb'):\n    json.loads(line)\n"
+
+
+def peer_campaigns(peer_rtm: Path) -> dict[str, str]:
+    """The CAMPAIGNS literal of peer_rtm.py (file name -> YAML), without importing it."""
+    for node in ast.parse(peer_rtm.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CAMPAIGNS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise SystemExit(f"no CAMPAIGNS in {peer_rtm}")
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one child process; its output is discarded."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise SystemExit(f"{cmd[0]} failed: {done.stderr.decode()[-2000:]}")
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events-file", type=Path, default=Path(tempfile.gettempdir()) / "peer_events.jsonl",
+                        help="made with the peers' generator (200k events, 10k users, seed 42) when missing")
+    parser.add_argument("--peers", type=Path, default=PEERS, help="the peer benchmark's folder")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if not args.events_file.exists():
+        subprocess.run([sys.executable, args.peers / "gen_events.py", "--events", "200000", "--users", "10000",
+                        "--seed", "42", "--out", args.events_file], check=True)
+    with tempfile.TemporaryDirectory(prefix="preview-bench-") as tmp:
+        for name, text in peer_campaigns(args.peers / "peer_rtm.py").items():
+            (Path(tmp) / name).write_text(text)
+        commands = {
+            "json.loads": [sys.executable, "-c", JSON_LOOP, str(args.events_file)],
+            "preview": [str(Path(sys.executable).with_name("rtm")), "campaigns", "preview", "--campaigns", tmp,
+                        "--events", str(args.events_file)],
+        }
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for round_ in range(1, args.rounds + 1):
+            for name, cmd in commands.items():
+                runs[name].append(timed(cmd))
+            (jw, jc), (pw, pc) = runs["json.loads"][-1], runs["preview"][-1]
+            print(f"round {round_}: json.loads {jw:5.2f} s wall {jc:5.2f} s CPU   preview {pw:5.2f} s wall "
+                  f"{pc:5.2f} s CPU   ratio {jw / pw:.3f} wall {jc / pc:.3f} CPU", flush=True)
+    for i, what in enumerate(("wall", "CPU")):
+        ratios = [j[i] / p[i] for j, p in zip(runs["json.loads"], runs["preview"])]
+        print(f"median {what}: json.loads {statistics.median(j[i] for j in runs['json.loads']):.2f} s, preview "
+              f"{statistics.median(p[i] for p in runs['preview']):.2f} s, ratio {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
