@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -55,12 +55,12 @@ class Audience:
     where: Expression | None = None
     exclude: tuple[EventFilter, ...] = ()
 
-    def admits(self, user: Mapping[str, Any], profile: Mapping[str, Any], scope: Scope, errors: list[str]) -> bool:
-        if self.visitor and user["first_time"] != (self.visitor == "first_time"):
+    def admits(self, scope: Scope, errors: list[str]) -> bool:
+        if self.visitor and scope["user"]["first_time"] != (self.visitor == "first_time"):
             return False
-        if self.identity and user["known"] != (self.identity == "known"):
+        if self.identity and scope["user"]["known"] != (self.identity == "known"):
             return False
-        if self.segments and not set(self.segments).issubset(profile.get("segments") or ()):
+        if self.segments and not set(self.segments).issubset(scope["profile"].get("segments") or ()):
             return False
         return self.where is None or self.where.holds(scope, errors, "audience.where")
 
@@ -72,13 +72,12 @@ class Limits:
     cooldown: int | None = None
     reenter: bool = True
     holdout: float = 0.0
+    lifetime_cap: int | None = field(init=False)  # completions a user may ever have (None: no lifetime cap)
+    memory_ms: int = field(init=False)  # how long a completion time counts (cap per period, cooldown)
 
-    @property
-    def lifetime_cap(self) -> int | None:
-        """Completions a user may ever have, or None for no lifetime cap."""
-        if not self.reenter:
-            return 1
-        return self.max if self.per is None else None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lifetime_cap", 1 if not self.reenter else self.max if self.per is None else None)
+        object.__setattr__(self, "memory_ms", max(self.per or 0, self.cooldown or 0))
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,25 @@ per evaluation; a sandboxed Jinja2 expression takes ~4 us plus ~2 us per event f
 the shared context. The sandbox blocks attribute access outside the data; on top of
 it we drop globals such as range(), keep a whitelist of filters, and cap `*` and `**`
 so a condition's cost stays bounded.
+
+Most conditions are comparisons of fields with constants (`session.pages == 3`). Those
+compile to one plain Python function that makes the very calls Jinja2's generated code
+makes (the sandbox's getattr/getitem, the same operators and tests), without a
+template context or a generator: ~0.5 us instead of ~4 us. Anything else (filters,
+calls, inline if, ...) runs through Jinja2 itself.
 """
 
 import operator
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.compiler import operators as _COMPARISONS
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
-from jinja2.runtime import ChainableUndefined, Context, Undefined
+from jinja2.runtime import ChainableUndefined, Context, Undefined, missing
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 
 # The names every condition and template sees; campaigns add their bindings.
 NAMES = ("event", "profile", "session", "user")
@@ -65,20 +73,64 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 _ENV = _Sandbox()
 
 
-class Scope:
-    """The names one evaluation sees; the Jinja2 context is built once, on first use."""
+class Scope(Mapping[str, Any]):
+    """The names one evaluation sees. Subclasses may compute values on first use (`get`).
 
-    __slots__ = ("vars", "_context")
+    The Jinja2 context, which only expressions that are not plain Python need, is built
+    once, on first use, over the scope itself.
+    """
 
-    def __init__(self, vars: Mapping[str, Any]) -> None:
-        self.vars = vars
+    __slots__ = ("_vars", "_context")
+
+    def __init__(self, vars: Mapping[str, Any] | None = None) -> None:
+        self._vars = vars if vars is not None else {}
         self._context: Context | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._vars.get(name, default)
+
+    def names(self) -> Iterable[str]:
+        return self._vars
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name, missing)
+        if value is missing:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return self.get(name, missing) is not missing  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.names())
+
+    def with_binds(self, binds: Mapping[str, Any]) -> "Scope":
+        """This scope plus a partial match's bound events (their names never clash with NAMES)."""
+        return _Bound(binds, self) if binds else self
 
     @property
     def context(self) -> Context:
         if self._context is None:
-            self._context = Context(_ENV, self.vars, None, {})
+            self._context = Context(_ENV, self, None, {})
         return self._context
+
+
+class _Bound(Scope):
+    __slots__ = ("_base",)
+
+    def __init__(self, binds: Mapping[str, Any], base: Scope) -> None:
+        super().__init__(binds)
+        self._base = base
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._vars.get(name, missing)
+        return self._base.get(name, default) if value is missing else value
+
+    def names(self) -> Iterable[str]:
+        return [*self._vars, *self._base.names()]
 
 
 class _Compiled:
@@ -114,12 +166,16 @@ class Expression(_Compiled):
             self._render = _ENV.from_string(ast).root_render_func
         except TemplateSyntaxError as err:
             raise ExpressionError(f"{err.message} in {source!r}") from None
+        self._plain = _plain_python(expr)
 
     def evaluate(self, scope: Scope) -> Any:
-        context = scope.context
-        for _ in self._render(context):
-            pass
-        value = context.vars["__result"]
+        if self._plain is not None:
+            value = self._plain(scope)
+        else:
+            context = scope.context
+            for _ in self._render(context):
+                pass
+            value = context.vars["__result"]
         return None if isinstance(value, Undefined) else value
 
     def holds(self, scope: Scope, errors: list[str], where: str) -> bool:
@@ -137,6 +193,7 @@ class Template(_Compiled):
     """A compiled text template; a string that is exactly one `{{ expr }}` keeps the value's type."""
 
     def __init__(self, source: str, bindings: Collection[str] = ()) -> None:
+        self._text: str | None = None
         try:
             ast = _ENV.parse(source)
             super().__init__(source, ast, bindings)
@@ -147,13 +204,92 @@ class Template(_Compiled):
             else:
                 self._native = None
                 self._template = _ENV.from_string(ast)
+                if not meta.find_undeclared_variables(ast):
+                    self._text = _constant_text(self._template)
         except TemplateSyntaxError as err:
             raise ExpressionError(f"template error in {source!r}: {err.message}") from None
 
     def render(self, scope: Scope) -> Any:
         if self._native is not None:
             return _jsonable(self._native.evaluate(scope))
+        if self._text is not None:
+            return self._text
         return _ENV.concat(self._template.root_render_func(scope.context))
+
+
+def _constant_text(template: Any) -> str | None:
+    """The text of a template that reads no names: the same on every render (None if it fails)."""
+    try:
+        return _ENV.concat(template.root_render_func(Scope().context))
+    except Exception:  # noqa: BLE001 - it fails on every render then, and is reported there
+        return None
+
+
+class _NotPlain(Exception):
+    """The expression uses something only Jinja2 itself evaluates."""
+
+
+_PLAIN_CONSTANTS = (str, int, float, bool, type(None))
+_PLAIN_BINOPS = {nodes.Add: "+", nodes.Sub: "-", nodes.Div: "/", nodes.FloorDiv: "//", nodes.Mod: "%",
+                 nodes.And: "and", nodes.Or: "or"}
+_PLAIN_UNOPS = {nodes.Not: "not ", nodes.Neg: "-", nodes.Pos: "+"}
+
+
+def _plain_python(expr: nodes.Expr) -> Callable[[Scope], Any] | None:
+    """`expr` as one Python function of a Scope, or None when it needs Jinja2 itself.
+
+    The function's body is what Jinja2's code generator writes for the same AST (see
+    jinja2.compiler.CodeGenerator: names resolved once, `environment.getattr`,
+    `environment.getitem`, `call_binop` for the intercepted operators, tests called
+    directly), so it gives the same values and raises the same errors.
+    """
+    constants: list[Any] = []
+    names: list[str] = []
+
+    def code(node: nodes.Node) -> str:
+        kind = type(node)
+        if kind is nodes.Const and type(node.value) in _PLAIN_CONSTANTS:
+            constants.append(node.value)
+            return f"_const[{len(constants) - 1}]"
+        if kind is nodes.Name and node.ctx == "load":
+            if node.name not in names:
+                names.append(node.name)
+            return f"_n{names.index(node.name)}"
+        if kind is nodes.Getattr:
+            return f"_getattr({code(node.node)}, {node.attr!r})"
+        if kind is nodes.Getitem and not isinstance(node.arg, nodes.Slice):
+            return f"_getitem({code(node.node)}, {code(node.arg)})"
+        if kind is nodes.Compare:
+            return "(" + code(node.expr) + "".join(f" {_COMPARISONS[op.op]} {code(op.expr)}" for op in node.ops) + ")"
+        if kind in _PLAIN_BINOPS:
+            return f"({code(node.left)} {_PLAIN_BINOPS[kind]} {code(node.right)})"
+        if kind in (nodes.Mul, nodes.Pow):
+            return f"_binop(None, {node.operator!r}, {code(node.left)}, {code(node.right)})"
+        if kind in _PLAIN_UNOPS:
+            return f"({_PLAIN_UNOPS[kind]}{code(node.node)})"
+        if kind is nodes.Test and not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs):
+            test = _ENV.tests.get(node.name)
+            if test is not None and _PassArg.from_obj(test) is None:
+                constants.append(test)
+                return f"_const[{len(constants) - 1}]({code(node.node)})"
+        if kind in (nodes.List, nodes.Tuple) and node.ctx == "load":
+            items = ", ".join(code(item) for item in node.items)
+            return f"[{items}]" if kind is nodes.List else f"({items}{',' if len(node.items) == 1 else ''})"
+        raise _NotPlain
+
+    try:
+        body = code(expr)
+    except _NotPlain:
+        return None
+    lines = ["def plain(scope):"]
+    for i, name in enumerate(names):
+        lines += [f"    _n{i} = scope.get({name!r}, _missing)",
+                  f"    if _n{i} is _missing: _n{i} = _undefined(name={name!r})"]
+    lines.append(f"    return {body}")
+    namespace = {"_const": constants, "_missing": missing, "_undefined": _ENV.undefined, "_getattr": _ENV.getattr,
+                 "_getitem": _ENV.getitem, "_binop": _ENV.call_binop}
+    exec(compile("\n".join(lines), "<condition>", "exec"), namespace)  # noqa: S102 - built from the AST above
+    return namespace["plain"]
 
 
 class Payload:

@@ -1,9 +1,9 @@
 """Trigger patterns: step sequences and state machines, compiled to one representation.
 
-The representation is a machine of numbered states; state 0 means "no partial match".
+The representation is a machine of numbered states; INITIAL means "no partial match".
 A step sequence becomes a chain (a step repeated `times: 3` becomes three states), a
 state machine keeps its own states. A user holds at most one partial match per
-campaign: its state number, not the events (see rtm.engine).
+campaign: its state number, not the events (see rtm.matcher).
 """
 
 import re
@@ -14,6 +14,7 @@ from typing import Any
 from rtm.expressions import NAMES, Expression, ExpressionError, Scope
 
 ANY = "*"  # matches every real event; synthetic events match only when named
+INITIAL = 0  # the state of no partial match: a transition into it drops the match
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
@@ -67,7 +68,8 @@ class EventFilter:
     where: Expression | None = None
 
     def matches(self, event_type: str, synthetic: bool, scope: Scope, errors: list[str], label: str) -> bool:
-        if not self.types.has(event_type, synthetic):
+        types = self.types  # Types.has, inlined: this runs for every event a campaign consumes
+        if not (event_type in types.names or (types.any and not synthetic)):
             return False
         return self.where is None or self.where.holds(scope, errors, label)
 
@@ -84,9 +86,13 @@ def compile_filter(spec: str | Mapping[str, Any], bindings: Sequence[str], field
 @dataclass(frozen=True, slots=True)
 class Transition:
     filter: EventFilter
-    target: int  # 0 drops the partial match (a state machine back in its initial state)
+    target: int  # INITIAL drops the partial match (a state machine back in its initial state)
     bind: str | None = None
     label: str = ""  # where the transition was written, for error reports
+
+    @property
+    def drops(self) -> bool:
+        return self.target == INITIAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,9 @@ class Pattern:
     absence: Absence | None = None
     # Per state, then one more for a match waiting on its absence: the event types it consumes.
     consumes: tuple[Types, ...] = field(init=False)
+    waiting: int = field(init=False)  # index into `consumes` for a match waiting on its absence deadline
+    # Event ids a match keeps for matched_event_ids: one per state, the latest for loops.
+    max_ids: int = field(init=False)
 
     def __post_init__(self) -> None:
         unless = NO_TYPES
@@ -116,22 +125,14 @@ class Pattern:
             unless = unless | f.types
         consumes = []
         for state, transitions in enumerate(self.transitions):
-            types = unless if state else NO_TYPES
+            types = unless if state != INITIAL else NO_TYPES  # unless cancels a match, never starts one
             for t in transitions:
                 types = types | t.filter.types
             consumes.append(types)
         consumes.append(unless | self.absence.filter.types if self.absence else unless)
         object.__setattr__(self, "consumes", tuple(consumes))
-
-    @property
-    def waiting(self) -> int:
-        """Index into `consumes` for a match waiting on its absence deadline."""
-        return len(self.transitions)
-
-    @property
-    def max_ids(self) -> int:
-        """Event ids a match keeps for matched_event_ids: one per state, the latest for loops."""
-        return len(self.transitions)
+        object.__setattr__(self, "waiting", len(self.transitions))
+        object.__setattr__(self, "max_ids", len(self.transitions))
 
     def next_transition(self, state: int, event_type: str, synthetic: bool, scope: Scope,
                         errors: list[str]) -> Transition | None:
@@ -185,7 +186,7 @@ def _compile_steps(steps: Sequence[Mapping[str, Any]]):
     states: list[list[Transition]] = [[]]
     names = ["start"]
     bindings: list[str] = []
-    exits = [0]  # states from which the next step may be entered
+    exits = [INITIAL]  # states from which the next step may be entered
     for i, step in enumerate(steps):
         field = f"pattern.steps[{i}]"
         filt = compile_filter(step, bindings, field)
@@ -213,7 +214,7 @@ def _compile_steps(steps: Sequence[Mapping[str, Any]]):
 
 def _compile_machine(spec: Mapping[str, Any]):
     initial = spec["initial"]
-    index = {initial: 0}
+    index = {initial: INITIAL}
     bindings: list[str] = []
     for i, t in enumerate(spec["transitions"]):
         if t.get("as") and t["as"] not in bindings:  # several transitions may bind one name
@@ -229,7 +230,7 @@ def _compile_machine(spec: Mapping[str, Any]):
     final = set()
     for i, name in enumerate(spec["fire_on"]):
         field = f"pattern.machine.fire_on[{i}]"
-        if name not in index or index[name] == 0:
+        if name not in index or index[name] == INITIAL:
             raise FieldError(field, f"{name!r} is not a state a transition enters; states: {', '.join(list(index)[1:])}")
         if states[index[name]]:
             raise FieldError(field, f"{name!r} has outgoing transitions, but a match completes on entering it")

@@ -1,0 +1,102 @@
+"""One campaign's partial match for one user, one event at a time: the matcher step.
+
+Like a Flink CEP NFA with one computation state: the step looks at the match in
+progress (Progress.run, a state of rtm.patterns' machine) and the event, moves the
+match, and says what happened as an Outcome. It never fires: a COMPLETED match is left
+in `progress.run` for the engine, which applies the caps at completion time and
+renders the trigger (rtm.engine). A user has at most one partial match per campaign;
+while it lasts, new starts of that campaign are not tracked.
+"""
+
+from enum import Enum
+from typing import Any
+
+from rtm import caps
+from rtm.campaigns import Campaign
+from rtm.expressions import Scope, prune
+from rtm.patterns import INITIAL, Transition
+from rtm.state import Progress, Run, UserState
+
+
+class Outcome(Enum):
+    IGNORED = "ignored"  # nothing changed
+    MUTED = "muted"  # audience.exclude matched: no match for the rest of the session
+    DROPPED = "dropped"  # the partial match ended (window, session, unless, absence broken...) and none started
+    ADVANCED = "advanced"  # a partial match started or moved on
+    AWAITING = "awaiting"  # the last step matched: the match completes at its absence deadline (run.deadline)
+    COMPLETED = "completed"  # the pattern completed: progress.run holds the match, for the engine to fire
+
+
+def step(campaign: Campaign, user: UserState, event: dict[str, Any], scope: Scope, synthetic: bool,
+         errors: list[str]) -> Outcome:
+    """Offer one event to the campaign's partial match in `user.progress` (started if none is)."""
+    pattern = campaign.pattern
+    etype = event["type"]
+    progress = user.progress.get(campaign.id)
+    run = progress.run if progress is not None else None
+    exclude = campaign.audience.exclude
+    if exclude and not synthetic and any(f.matches(etype, False, scope, errors, "audience.exclude") for f in exclude):
+        progress = _progress(user, campaign)
+        progress.muted, progress.run = user.sessions, None
+        return Outcome.MUTED
+    ended = False
+    if run is not None:
+        if ((pattern.within is not None and event["ts"] - run.start > pattern.within)
+                or (pattern.same_session and not synthetic and run.session != user.sessions)):
+            run = progress.run = None
+            ended = True
+        else:
+            bound = scope.with_binds(run.binds)
+            if pattern.cancels(etype, synthetic, bound, errors):
+                run = progress.run = None
+                ended = True
+            elif run.deadline is not None:
+                if not pattern.absence.filter.matches(etype, synthetic, bound, errors, "pattern.absence"):
+                    return Outcome.IGNORED
+                run = progress.run = None  # the absence is broken: the event may start a new match
+                ended = True
+            else:
+                transition = pattern.next_transition(run.state, etype, synthetic, bound, errors)
+                if transition is None:
+                    return Outcome.IGNORED
+                return _take(campaign, progress, run, transition, event)
+    not_started = Outcome.DROPPED if ended else Outcome.IGNORED
+    if not campaign.wakes[INITIAL].has(etype, synthetic) or not caps.may_start(campaign.limits, progress,
+                                                                                 user.sessions):
+        return not_started
+    transition = pattern.next_transition(INITIAL, etype, synthetic, scope, errors)
+    if transition is None or not campaign.audience.admits(scope, errors):
+        return not_started
+    progress = _progress(user, campaign)
+    progress.run = Run(INITIAL, event["ts"], user.sessions)
+    return _take(campaign, progress, progress.run, transition, event)
+
+
+def _progress(user: UserState, campaign: Campaign) -> Progress:
+    progress = user.progress.get(campaign.id)
+    if progress is None:
+        progress = user.progress[campaign.id] = Progress(campaign.fingerprint)
+    return progress
+
+
+def _take(campaign: Campaign, progress: Progress, run: Run, transition: Transition, event: dict[str, Any]) -> Outcome:
+    """Follow a transition that matched the event."""
+    if transition.drops:  # a state machine back in its initial state
+        progress.run = None
+        return Outcome.DROPPED
+    pattern = campaign.pattern
+    run.state = transition.target
+    run.ids.append(event["event_id"])
+    del run.ids[:-pattern.max_ids]
+    paths = campaign.bind_paths.get(transition.bind)
+    if paths is not None:
+        run.binds[transition.bind] = prune(event, paths)
+    if run.state not in pattern.final:
+        return Outcome.ADVANCED
+    if pattern.absence is None:
+        return Outcome.COMPLETED
+    run.deadline = event["ts"] + pattern.absence.for_ms
+    if pattern.within is not None and run.deadline - run.start > pattern.within:
+        progress.run = None  # the absence would end outside the window
+        return Outcome.DROPPED
+    return Outcome.AWAITING

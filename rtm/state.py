@@ -1,0 +1,56 @@
+"""One user's engine state, as the Flink job keeps it between calls (msgpack bytes).
+
+It holds, per campaign, only the partial match (state number, start, matched ids, the
+bound fields later conditions read, the absence deadline) and the caps: never the
+events themselves. The layout is what savepoints hold: change it only compatibly.
+"""
+
+from typing import Any
+
+import msgspec
+
+from rtm.sessions import Session
+
+
+class Run(msgspec.Struct, array_like=True):
+    """A partial match: where it is, since when, and what later steps need."""
+
+    state: int
+    start: int
+    session: int  # session index at the first step (same_session)
+    ids: list[str] = []
+    binds: dict[str, dict[str, Any]] = {}
+    deadline: int | None = None  # set while waiting for the absence
+
+
+class Progress(msgspec.Struct, array_like=True):
+    """One user's standing with one campaign."""
+
+    fingerprint: int
+    run: Run | None = None
+    fired: int = 0  # completions ever (lifetime caps, reenter)
+    recent: list[int] = []  # times of recent completions (cap per period, cooldown)
+    muted: int = 0  # session index in which `audience.exclude` suppressed the campaign
+
+
+class UserState(msgspec.Struct, array_like=True):
+    last_seen: int  # largest event time applied
+    first_seen: int
+    user_id: str | None
+    anonymous_id: str | None
+    sessions: int = 0  # sessions so far; the open one has this index
+    session: Session | None = None  # None once closed
+    seen: dict[int, int] = {}  # hash(event_id) -> ts, oldest first, for dedup
+    progress: dict[str, Progress] = {}
+
+    @property
+    def key(self) -> str:
+        return self.user_id or self.anonymous_id  # type: ignore[return-value]
+
+
+encode_state = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(UserState).decode
+
+
+def decode_state(state: bytes | None) -> UserState | None:
+    return _decode(state) if state else None
