@@ -95,7 +95,8 @@ def run(app: ASGIApp, host: str, port: int, name: str) -> None:
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    # No proxy-header rewriting: the apps never read the client's address.
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                            log_level="warning", timeout_graceful_shutdown=5)
+                            proxy_headers=False, log_level="warning", timeout_graceful_shutdown=5)
     print(f"{name} listening on http://{shown}:{bound_port}", file=sys.stderr, flush=True)
     uvicorn.Server(config).run(sockets=[sock])

@@ -1,5 +1,6 @@
 """`rtm demo`: the end of `make demo`: the campaign job live on a local Kafka + MiniCluster."""
 
+import contextlib
 import json
 import threading
 import time
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from rtm import generator, kafka_broker, kafka_clients, settings, topics
 from rtm.cli.options import bootstrap_option
+from rtm.cli.shop import web_servers
 
 # 4 hours of event time pass in 8 seconds: cart abandonment and "left the game" show up
 # while you watch.
@@ -20,8 +22,11 @@ STYLES = {"popup": "cyan", "email": "magenta", "push": "green", "webhook": "yell
 @click.command()
 @bootstrap_option
 @click.option("--users", default=80, show_default=True, help="Synthetic users to play.")
-@click.option("--duration", default=75.0, show_default=True, help="Seconds to run before stopping (Ctrl-C stops too).")
-def demo(bootstrap, users, duration):
+@click.option("--duration", type=float,
+              help="Seconds to run before stopping (Ctrl-C stops too) [default: 75, with --web until Ctrl-C].")
+@click.option("--web", is_flag=True, help="Instead of generated traffic: start rtm collect, rtm serve --feed and "
+              "rtm shop (ports 8070, 8071, 8080) and print the shop's URL; your clicks there are the events.")
+def demo(bootstrap, users, duration, web):
     """Run the campaign job live and watch its triggers arrive.
 
     Starts the embedded Kafka broker if none is running, publishes campaigns/ to
@@ -47,15 +52,20 @@ def demo(bootstrap, users, duration):
     console.print(f"Kafka at [bold]{bootstrap}[/]; published {len(campaigns)} campaigns to {settings.CAMPAIGNS_TOPIC}")
 
     job = campaign_job.run(local_environment(), bootstrap, startup.definitions(campaigns), TimeRules(), detached=True)
-    console.print(f"campaign job {job.get_job_id()} started on a MiniCluster; playing {users} users' events")
-    stop_at = time.monotonic() + duration
-    player = threading.Thread(target=_play, args=(bootstrap, users, stop_at), daemon=True)
-    player.start()
+    stop_at = None if web and duration is None else time.monotonic() + (duration or 75.0)
     shown = 0
     try:
-        for message in kafka_clients.read(bootstrap, settings.TRIGGERS_TOPIC, from_beginning=False, stop_at=stop_at):
-            _show(console, json.loads(message.value()))
-            shown += 1
+        with web_servers(bootstrap) if web else contextlib.nullcontext() as shop_url:
+            if web:
+                console.print(f"campaign job {job.get_job_id()} started on a MiniCluster; open [bold]{shop_url}[/] "
+                              "and click (Ctrl-C stops)")
+            else:
+                console.print(f"campaign job {job.get_job_id()} started on a MiniCluster; playing {users} users' events")
+                threading.Thread(target=_play, args=(bootstrap, users, stop_at), daemon=True).start()
+            for message in kafka_clients.read(bootstrap, settings.TRIGGERS_TOPIC, from_beginning=False,
+                                              stop_at=stop_at):
+                _show(console, json.loads(message.value()))
+                shown += 1
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
