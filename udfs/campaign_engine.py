@@ -9,12 +9,14 @@ profile, the armed timers), so an event costs one state read and one write: in P
 every state access and Java<->Python crossing is expensive, the Python logic is not.
 All matching logic is rtm.engine's; this module only moves data and arms timers.
 
-Time (docs/CONTRACTS.md): the engine settles what is due before each event, so timers only
-serve users who go quiet. Each user has at most one event-time timer, armed at the
-engine's next deadline and never moved later (an early fire settles nothing and re-arms),
-so a busy user registers a timer about once per session gap, not once per event. In a
-live run a processing-time timer backs it up: when no input arrives anywhere the
-watermark stands still, yet a deadline must fire within seconds of wall time.
+Time (DESIGN.md, "Time"): the engine settles what is due before each event, so timers only
+serve users who go quiet. Each user has at most one event-time timer, at the engine's
+next deadline: when an event moves the deadline the timer moves with it (a delete and a
+register, two calls into the JVM, cost far less than a Python timer call that settles
+nothing; in a replay the watermark would fire every early timer). In a live run a
+processing-time timer backs it up: when no input arrives anywhere the watermark stands
+still, yet a deadline must fire within seconds of wall time. That one is only ever moved
+earlier: it fires only for users who went quiet, and an early fire just re-arms it.
 """
 
 import logging
@@ -240,14 +242,16 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if slot.engine is None and slot.profile is None:
             self._slots.clear()  # forgotten by the engine (idle expiry); stale timers find nothing
             return
-        if deadline is not None:
-            if slot.event_timer is None or deadline < slot.event_timer:
+        if deadline != slot.event_timer:
+            if slot.event_timer is not None:
+                timers.delete_event_time_timer(slot.event_timer)
+            if deadline is not None:
                 timers.register_event_time_timer(deadline)
-                slot.event_timer = deadline
-            if self._rules.live and slot.anchor is not None:
-                wall, event_ts = slot.anchor
-                wall_deadline = wall + (deadline - event_ts) + self._rules.out_of_orderness_ms
-                if slot.wall_timer is None or wall_deadline < slot.wall_timer:
-                    timers.register_processing_time_timer(wall_deadline)
-                    slot.wall_timer = wall_deadline
+            slot.event_timer = deadline
+        if deadline is not None and self._rules.live and slot.anchor is not None:
+            wall, event_ts = slot.anchor
+            wall_deadline = wall + (deadline - event_ts) + self._rules.out_of_orderness_ms
+            if slot.wall_timer is None or wall_deadline < slot.wall_timer:
+                timers.register_processing_time_timer(wall_deadline)
+                slot.wall_timer = wall_deadline
         self._slots.update(_slot_encoder.encode(slot))
