@@ -107,6 +107,7 @@ class Campaign:
     emit: Emit | None
     bind_paths: Mapping[str, frozenset[tuple[str, ...]]]  # bound-event fields the campaign reads
     wakes: tuple[Types, ...]  # per pattern state (and waiting): event types the campaign consumes
+    reads_session_id: bool  # some condition or template reads session.id (or the whole session)
 
 
 def _schema_validator() -> jsonschema.Draft202012Validator:
@@ -284,6 +285,7 @@ class CampaignSet:
                 any_type.append(campaign)
         self._named = {t: tuple(cs) for t, cs in named.items()}
         self._any = tuple(any_type)
+        self.reads_session_id = any(c.reads_session_id for c in self)
         self._real = {t: tuple(sorted({*cs, *any_type}, key=lambda c: c.id)) for t, cs in named.items()}
 
 
@@ -316,15 +318,16 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         spec = d["action"]
         action = Action(spec["channel"], spec["endpoint"], _template(spec.get("message", ""), bindings, "action.message"),
                         _payload(spec.get("data", {}), bindings, "action.data"))
-        rendered = [action.message.paths, action.data.paths]
+        rendered = [action.message, action.data]
     else:
         if limits.holdout:
             raise FieldError("limits.holdout", "holdout applies to campaigns with an action; an emit is never delivered")
         emit = Emit(d["emit"]["event"], _payload(d["emit"].get("params", {}), bindings, "emit.params"))
-        rendered = [emit.params.paths]
+        rendered = [emit.params]
     conditions = [t.filter.where for ts in pattern.transitions for t in ts]
     conditions += [f.where for f in pattern.unless] + [pattern.absence.filter.where if pattern.absence else None]
-    paths = merge_paths([*(c.paths for c in conditions if c is not None), *rendered])
+    paths = merge_paths([*(c.paths for c in conditions if c is not None), *(r.paths for r in rendered)])
+    conditions += [audience.where, *(f.where for f in audience.exclude)]  # they read no bindings
     exclude = NO_TYPES
     for f in audience.exclude:
         exclude = exclude | f.types
@@ -332,7 +335,8 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         id=d["id"], version=d["version"], fingerprint=_fingerprint(d), definition=d, pattern=pattern,
         audience=audience, limits=limits, action=action, emit=emit,
         bind_paths={name: frozenset(p) for name, p in paths.items()},
-        wakes=tuple(types | exclude for types in pattern.consumes))
+        wakes=tuple(types | exclude for types in pattern.consumes),
+        reads_session_id=any(x.reads_session_id for x in [*conditions, *rendered] if x is not None))
 
 
 def _template(source: str, bindings: tuple[str, ...], field: str) -> Template:

@@ -9,14 +9,17 @@ completed matches the caps allow (rtm.caps), encode the state.
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from rtm import caps, sessions
 from rtm.campaigns import Campaign, CampaignSet
-from rtm.events import Event, event_dict
-from rtm.matcher import Outcome, step
-from rtm.schedule import Due, absence_deadlines, next_due
+from rtm.events import Event
+from rtm.matcher import AWAITING, COMPLETED, IGNORED, step
+from rtm.patterns import INITIAL
+from rtm.schedule import ABSENCE, SESSION_END, absence_deadlines, next_due
 from rtm.state import Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
 from rtm.views import EventScope
@@ -40,17 +43,16 @@ class EngineConfig:
     max_emit_depth: int = 4  # synthetic events feeding campaigns that emit again, at most this deep
 
 
-@dataclass(slots=True)
-class Result:
+class Result(msgspec.Struct, gc=False):  # a Struct: one per call, and cheaper to make than a dataclass
     """What one call changed. `state` None means: clear the user's state."""
 
     state: bytes | None
     next_deadline: int | None  # arm the user's one timer here (event time), or none
-    triggers: list[dict[str, Any]] = field(default_factory=list)
-    sessions: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
     duplicate: bool = False  # the event was a duplicate and was dropped
     late: bool = False  # the event was too far behind the user's latest event and was dropped
-    errors: list[str] = field(default_factory=list)  # conditions/templates that failed on this data
+    errors: list[str] = []  # conditions/templates that failed on this data
 
 
 DEFAULT_CONFIG = EngineConfig()
@@ -61,14 +63,14 @@ def apply_event(state: bytes | None, event: Event, campaigns: CampaignSet, profi
     """Settle what is due by the event's time, then apply the event (unless a duplicate)."""
     user = decode_state(state)
     id_hash = _id_hash(event.event_id)
-    out = Result(None, None, [], [], False, False, [])
+    out = Result(None, None)
     profile = profile or _EMPTY_PROFILE
     deadlines: dict[str, int] = {}
     if user is not None:
         if id_hash in user.seen:
-            return Result(state, _next_deadline(user, absence_deadlines(user), config), [], [], True, False, [])
+            return Result(state, _next_deadline(user, absence_deadlines(user), config), duplicate=True)
         if event.ts < user.last_seen - config.allowed_lateness_ms:
-            return Result(state, _next_deadline(user, absence_deadlines(user), config), [], [], False, True, [])
+            return Result(state, _next_deadline(user, absence_deadlines(user), config), late=True)
         _reconcile(user, campaigns)
         deadlines = absence_deadlines(user)
         user = _settle(user, deadlines, event.ts, campaigns, profile, config, out)
@@ -80,7 +82,7 @@ def settle(state: bytes | None, now: int, campaigns: CampaignSet, profile: dict[
            config: EngineConfig = DEFAULT_CONFIG) -> Result:
     """Fire what is due at or before `now` (event time): deadlines, session end, expiry."""
     user = decode_state(state)
-    out = Result(None, None, [], [], False, False, [])
+    out = Result(None, None)
     deadlines: dict[str, int] = {}
     if user is not None:
         _reconcile(user, campaigns)
@@ -142,9 +144,9 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
         at, kind, cid = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms)
         if at > now:
             return user
-        if kind is Due.ABSENCE:
+        if kind is ABSENCE:
             _absence_passed(user, deadlines, campaigns.get(cid), at, campaigns, profile, config, out)
-        elif kind is Due.SESSION_END:
+        elif kind is SESSION_END:
             out.sessions.append(sessions.record("session_end", user.session, user.key, user.user_id,
                                                 user.anonymous_id))
             user.session = None
@@ -158,8 +160,8 @@ def _absence_passed(user: UserState, deadlines: dict[str, int], campaign: Campai
     progress = user.progress[campaign.id]
     run, progress.run = progress.run, None
     marker = _synthetic_event(user, "absence", f"absence:{campaign.id}:{at}", at, {})
-    scope = EventScope(marker, user, profile, False)
-    signal = _fire(campaign, progress, run, scope, marker["event_id"], out)
+    scope = EventScope(marker, user, profile, False, campaigns.reads_session_id)
+    signal = _fire(campaign, progress, run, scope, scope.event_id, out)
     if signal is not None:
         _feed(scope.for_event(signal), True, 1, deadlines, campaigns, config, out)
 
@@ -184,7 +186,8 @@ def _apply(user: UserState | None, deadlines: dict[str, int], event: Event, id_h
     else:
         sessions.touch(user.session, ts, is_page)
     _remember(user, id_hash, ts, config)
-    _feed(EventScope(event_dict(event), user, profile, first_time), False, 0, deadlines, campaigns, config, out)
+    _feed(EventScope(event, user, profile, first_time, campaigns.reads_session_id), False, 0, deadlines, campaigns,
+          config, out)
     return user
 
 
@@ -199,10 +202,9 @@ def _remember(user: UserState, id_hash: int, ts: int, config: EngineConfig) -> N
 def _feed(scope: EventScope, synthetic: bool, depth: int, deadlines: dict[str, int], campaigns: CampaignSet,
           config: EngineConfig, out: Result) -> None:
     """Offer one event to the campaigns that consume its type, in campaign id order."""
-    user, event = scope.user, scope.event
-    etype = event["type"]
+    user, etype = scope.user, scope.type
     visit = campaigns.starting(etype, synthetic)
-    woken = _woken(user, etype, synthetic, campaigns)
+    woken = _woken(user, etype, synthetic, campaigns) if user.progress else None
     if woken:
         visit = sorted((*visit, *woken), key=_campaign_id)
     errors = out.errors
@@ -212,20 +214,20 @@ def _feed(scope: EventScope, synthetic: bool, depth: int, deadlines: dict[str, i
         reported = len(errors)
         progress = user.progress.get(cid)
         waited = progress is not None and progress.run is not None and progress.run.deadline is not None
-        outcome = step(campaign, user, event, scope, synthetic, errors)
-        if outcome is not Outcome.IGNORED:
+        outcome = step(campaign, scope, synthetic, errors)
+        if outcome is not IGNORED:
             progress = user.progress[cid]
-            if outcome is Outcome.AWAITING:
+            if outcome is AWAITING:
                 deadlines[cid] = progress.run.deadline
             elif waited:
                 del deadlines[cid]
-            if outcome is Outcome.COMPLETED:
+            if outcome is COMPLETED:
                 run, progress.run = progress.run, None
                 signal = _fire(campaign, progress, run, scope, None, out)
                 if signal is not None:
                     emitted.append(signal)
         if len(errors) > reported:
-            errors[reported:] = [f"{cid}: {e} (event {event['event_id']})" for e in errors[reported:]]
+            errors[reported:] = [f"{cid}: {e} (event {scope.event_id})" for e in errors[reported:]]
     for signal in emitted:
         if depth >= config.max_emit_depth:
             errors.append(f"synthetic event {signal['type']!r} dropped: emits nested deeper than "
@@ -242,9 +244,10 @@ def _woken(user: UserState, etype: str, synthetic: bool, campaigns: CampaignSet)
         if run is not None:
             campaign = campaigns.get(cid)
             wakes = campaign.wakes
-            if (not wakes[0].has(etype, synthetic)
-                    and wakes[campaign.pattern.waiting if run.deadline is not None else run.state].has(etype, synthetic)):
-                woken.append(campaign)
+            if not wakes[INITIAL].has(etype, synthetic):  # else it starts on the type: visited anyway
+                now = wakes[campaign.pattern.waiting if run.deadline is not None else run.state]
+                if etype in now.names or (now.any and not synthetic):
+                    woken.append(campaign)
     return woken
 
 
@@ -256,7 +259,7 @@ def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, m
           out: Result) -> dict[str, Any] | None:
     """A completed match (`marker_id`: by its absence deadline), caps permitting: its trigger
     goes into `out`; an emit campaign's synthetic event is returned, to be fed back."""
-    user, ts = scope.user, scope.event["ts"]
+    user, ts = scope.user, scope.ts
     limits = campaign.limits
     if not caps.may_fire(limits, progress, ts, user.sessions):
         return None

@@ -143,6 +143,7 @@ class _Compiled:
         if unknown:
             raise ExpressionError(f"unknown name {unknown[0]!r}; available: {', '.join(sorted(allowed))}")
         self.paths = _binding_paths(ast, bindings)
+        self.reads_session_id = _reads_session_id(_binding_paths(ast, ("session",)).get("session", ()))
 
 
 class Expression(_Compiled):
@@ -181,7 +182,8 @@ class Expression(_Compiled):
     def holds(self, scope: Scope, errors: list[str], where: str) -> bool:
         """True when the condition holds; a missing field is False, other errors are reported."""
         try:
-            return bool(self.evaluate(scope))
+            # bool() of an Undefined is False, as bool() of the None evaluate() makes of it.
+            return bool(self._plain(scope) if self._plain is not None else self.evaluate(scope))
         except UndefinedError:
             return False
         except Exception as err:  # noqa: BLE001 - any data-dependent failure means "no match"
@@ -298,6 +300,7 @@ class Payload:
     def __init__(self, value: Any, bindings: Collection[str], field: str) -> None:
         self._value = _compile_tree(value, bindings, field)
         self.paths = merge_paths(t.paths for t in _templates(self._value))
+        self.reads_session_id = any(t.reads_session_id for t in _templates(self._value))
 
     def render(self, scope: Scope) -> Any:
         return _render_tree(self._value, scope)
@@ -386,6 +389,11 @@ def _binding_paths(ast: nodes.Node, bindings: Collection[str]) -> dict[str, set[
 
     walk(ast)
     return found
+
+
+def _reads_session_id(paths: Collection[tuple[str, ...]]) -> bool:
+    """Whether `session.id` is read, or the whole session (`session | tojson`, `session[key]`...)."""
+    return any(path[:1] in ((), ("id",)) for path in paths)
 
 
 def merge_paths(parts: Iterable[Mapping[str, set[tuple[str, ...]]]]) -> dict[str, set[tuple[str, ...]]]:

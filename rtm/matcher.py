@@ -9,13 +9,13 @@ while it lasts, new starts of that campaign are not tracked.
 """
 
 from enum import Enum
-from typing import Any
 
 from rtm import caps
 from rtm.campaigns import Campaign
-from rtm.expressions import Scope, prune
+from rtm.expressions import prune
 from rtm.patterns import INITIAL, Transition
 from rtm.state import Progress, Run, UserState
+from rtm.views import EventScope
 
 
 class Outcome(Enum):
@@ -27,21 +27,24 @@ class Outcome(Enum):
     COMPLETED = "completed"  # the pattern completed: progress.run holds the match, for the engine to fire
 
 
-def step(campaign: Campaign, user: UserState, event: dict[str, Any], scope: Scope, synthetic: bool,
-         errors: list[str]) -> Outcome:
-    """Offer one event to the campaign's partial match in `user.progress` (started if none is)."""
+# The members as module names: an Enum attribute lookup costs ~0.1 us in Python 3.11.
+IGNORED, MUTED, DROPPED, ADVANCED, AWAITING, COMPLETED = Outcome
+
+
+def step(campaign: Campaign, scope: EventScope, synthetic: bool, errors: list[str]) -> Outcome:
+    """Offer the scope's event to the campaign's partial match in `user.progress` (started if none is)."""
     pattern = campaign.pattern
-    etype = event["type"]
+    user, etype = scope.user, scope.type
     progress = user.progress.get(campaign.id)
     run = progress.run if progress is not None else None
     exclude = campaign.audience.exclude
     if exclude and not synthetic and any(f.matches(etype, False, scope, errors, "audience.exclude") for f in exclude):
         progress = _progress(user, campaign)
         progress.muted, progress.run = user.sessions, None
-        return Outcome.MUTED
+        return MUTED
     ended = False
     if run is not None:
-        if ((pattern.within is not None and event["ts"] - run.start > pattern.within)
+        if ((pattern.within is not None and scope.ts - run.start > pattern.within)
                 or (pattern.same_session and not synthetic and run.session != user.sessions)):
             run = progress.run = None
             ended = True
@@ -52,15 +55,15 @@ def step(campaign: Campaign, user: UserState, event: dict[str, Any], scope: Scop
                 ended = True
             elif run.deadline is not None:
                 if not pattern.absence.filter.matches(etype, synthetic, bound, errors, "pattern.absence"):
-                    return Outcome.IGNORED
+                    return IGNORED
                 run = progress.run = None  # the absence is broken: the event may start a new match
                 ended = True
             else:
                 transition = pattern.next_transition(run.state, etype, synthetic, bound, errors)
                 if transition is None:
-                    return Outcome.IGNORED
-                return _take(campaign, progress, run, transition, event)
-    not_started = Outcome.DROPPED if ended else Outcome.IGNORED
+                    return IGNORED
+                return _take(campaign, progress, run, transition, scope)
+    not_started = DROPPED if ended else IGNORED
     if not campaign.wakes[INITIAL].has(etype, synthetic) or not caps.may_start(campaign.limits, progress,
                                                                                  user.sessions):
         return not_started
@@ -68,8 +71,8 @@ def step(campaign: Campaign, user: UserState, event: dict[str, Any], scope: Scop
     if transition is None or not campaign.audience.admits(scope, errors):
         return not_started
     progress = _progress(user, campaign)
-    progress.run = Run(INITIAL, event["ts"], user.sessions)
-    return _take(campaign, progress, progress.run, transition, event)
+    progress.run = Run(INITIAL, scope.ts, user.sessions)
+    return _take(campaign, progress, progress.run, transition, scope)
 
 
 def _progress(user: UserState, campaign: Campaign) -> Progress:
@@ -79,24 +82,24 @@ def _progress(user: UserState, campaign: Campaign) -> Progress:
     return progress
 
 
-def _take(campaign: Campaign, progress: Progress, run: Run, transition: Transition, event: dict[str, Any]) -> Outcome:
+def _take(campaign: Campaign, progress: Progress, run: Run, transition: Transition, scope: EventScope) -> Outcome:
     """Follow a transition that matched the event."""
     if transition.drops:  # a state machine back in its initial state
         progress.run = None
-        return Outcome.DROPPED
+        return DROPPED
     pattern = campaign.pattern
     run.state = transition.target
-    run.ids.append(event["event_id"])
+    run.ids.append(scope.event_id)
     del run.ids[:-pattern.max_ids]
     paths = campaign.bind_paths.get(transition.bind)
     if paths is not None:
-        run.binds[transition.bind] = prune(event, paths)
+        run.binds[transition.bind] = prune(scope.event, paths)
     if run.state not in pattern.final:
-        return Outcome.ADVANCED
+        return ADVANCED
     if pattern.absence is None:
-        return Outcome.COMPLETED
-    run.deadline = event["ts"] + pattern.absence.for_ms
+        return COMPLETED
+    run.deadline = scope.ts + pattern.absence.for_ms
     if pattern.within is not None and run.deadline - run.start > pattern.within:
         progress.run = None  # the absence would end outside the window
-        return Outcome.DROPPED
-    return Outcome.AWAITING
+        return DROPPED
+    return AWAITING

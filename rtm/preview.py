@@ -84,8 +84,14 @@ def _collect(out: PreviewResult, states: dict[str, bytes], key: str, result: Res
         states.pop(key, None)
     else:
         states[key] = result.state
-    out.triggers += result.triggers
-    out.sessions += result.sessions
-    out.errors += result.errors
-    out.duplicates += result.duplicate
-    out.late += result.late
+    # Most calls bring nothing: test before extending (this runs once per event).
+    if result.triggers:
+        out.triggers += result.triggers
+    if result.sessions:
+        out.sessions += result.sessions
+    if result.errors:
+        out.errors += result.errors
+    if result.duplicate:
+        out.duplicates += 1
+    if result.late:
+        out.late += 1

@@ -19,6 +19,10 @@ class Due(IntEnum):
     EXPIRY = 3  # idle too long: the user is forgotten, caps and first-seen included
 
 
+# The members as module names: an Enum attribute lookup costs ~0.1 us in Python 3.11.
+ABSENCE, SESSION_END, EXPIRY = Due
+
+
 def absence_deadlines(user: UserState) -> dict[str, int]:
     """Campaign id -> deadline, for every match waiting on its absence."""
     return {cid: p.run.deadline for cid, p in user.progress.items()
@@ -28,18 +32,19 @@ def absence_deadlines(user: UserState) -> dict[str, int]:
 def next_due(user: UserState, deadlines: dict[str, int], session_gap_ms: int,
              idle_expiry_ms: int) -> tuple[int, Due, str]:
     """The earliest item: (time, kind, campaign id or "")."""
-    # A user is never forgotten while a deadline is pending.
+    # Plain loops and comparisons: this runs at least twice per call, min()/max() cost more.
     expiry = user.last_seen + idle_expiry_ms
-    due = None
-    if deadlines:
-        at, cid = min((at, cid) for cid, at in deadlines.items())
-        due = (at, Due.ABSENCE, cid)
-        expiry = max(expiry, max(deadlines.values()))
+    due_at = due_cid = None
+    for cid, at in deadlines.items():
+        if due_at is None or at < due_at or (at == due_at and cid < due_cid):
+            due_at, due_cid = at, cid
+        if at > expiry:
+            expiry = at  # a user is never forgotten while a deadline is pending
     session = user.session
     if session is not None:
         end = session.last + session_gap_ms
-        if due is None or end < due[0]:
-            due = (end, Due.SESSION_END, "")
-    if due is None or expiry < due[0]:
-        due = (expiry, Due.EXPIRY, "")
-    return due
+        if due_at is None or end < due_at:
+            return (end, SESSION_END, "") if end <= expiry else (expiry, EXPIRY, "")
+    if due_at is None:
+        return expiry, EXPIRY, ""
+    return due_at, ABSENCE, due_cid

@@ -26,17 +26,23 @@ def open_session(index: int, ts: int, is_page: bool, platform: Any) -> Session:
 
 def touch(session: Session, ts: int, is_page: bool) -> None:
     session.count += 1
-    session.pages += is_page
-    session.last = max(session.last, ts)
+    if is_page:
+        session.pages += 1
+    if ts > session.last:
+        session.last = ts
 
 
-def view(session: Session | None, user_key: str) -> dict[str, Any]:
-    """The session as conditions see it (`session.pages`, `session.index`, ...)."""
+def view(session: Session | None, user_key: str, with_id: bool = True) -> dict[str, Any]:
+    """The session as conditions see it (`session.pages`, `session.index`, ...).
+
+    Without `with_id`, for campaigns that never read it: the id is a hash, the rest is free.
+    """
     if session is None:
         return {}
-    return {"id": session_id(user_key, session.start), "index": session.index, "start": session.start,
-            "count": session.count, "pages": session.pages, "platform": session.platform,
-            "duration_ms": session.last - session.start}
+    view = {"id": session_id(user_key, session.start)} if with_id else {}
+    view.update(index=session.index, start=session.start, count=session.count, pages=session.pages,
+                platform=session.platform, duration_ms=session.last - session.start)
+    return view
 
 
 def record(kind: str, session: Session, user_key: str, user_id: str | None,
