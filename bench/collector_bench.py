@@ -7,7 +7,9 @@ busy machine neither flatters nor hides it; the wall-clock rate is printed besid
 
 1. closed loop, batches of 100 events per request (16 connections);
 2. closed loop, one event per request (256 connections);
-3. open loop at --rate requests/s of one event each: p50/p99 from each scheduled start.
+3. open loop at --rate requests/s of one event each: p50/p99 from each scheduled start;
+4. for comparison, the producer alone (the collector's settings) at the same rate:
+   produce-to-acknowledgement p50/p99, the part of 3 that is Kafka's.
 
     .venv/bin/python bench/collector_bench.py [--seconds 10] [--rate 1000]
 """
@@ -20,13 +22,27 @@ import time
 from pathlib import Path
 
 from http_load import closed_loop, cpu_seconds, load_average, open_loop, percentile, request, start_server
-from rtm import kafka_broker, topics
+from rtm import kafka_broker, kafka_clients, topics
 
 
 def event(index: int) -> dict:
     return {"event_id": f"bench-{time.time_ns()}-{index}", "type": "page_view", "ts": int(time.time() * 1000),
             "anonymous_id": f"anon-{index % 10_000}", "params": {"page": "section", "section": "shoes"},
             "context": {"platform": "web", "os": "linux"}}
+
+
+def producer_alone(bootstrap: str, topic: str, record: bytes, rate: float, seconds: float) -> list[float]:
+    producer = kafka_clients.new_producer(bootstrap, acks="all")
+    latencies: list[float] = []
+    start = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        due = start + index / rate
+        while time.perf_counter() < due:
+            producer.poll(0.0005)
+        producer.produce(topic, value=record,
+                         on_delivery=lambda err, _, due=due: latencies.append(time.perf_counter() - due))
+    producer.flush(30)
+    return latencies
 
 
 def main() -> None:
@@ -68,6 +84,9 @@ def main() -> None:
         print(f"{args.rate:,.0f} requests/s of one event for {args.seconds:.0f} s: "
               f"p50 {percentile(latencies, 0.5) * 1000:.2f} ms, p99 {percentile(latencies, 0.99) * 1000:.2f} ms, "
               f"max {max(latencies) * 1000:.1f} ms (answers {statuses})")
+        alone = producer_alone(bootstrap, topic, json.dumps(event(0)).encode(), args.rate, args.seconds)
+        print(f"the producer alone at {args.rate:,.0f} events/s: p50 {percentile(alone, 0.5) * 1000:.2f} ms, "
+              f"p99 {percentile(alone, 0.99) * 1000:.2f} ms, max {max(alone) * 1000:.1f} ms")
     finally:
         process.terminate()
         process.wait(30)
