@@ -20,7 +20,6 @@ import shutil
 import site
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import yaml
 from rtm import flink_config, jars, processes, settings
 from rtm.errors import RtmError
 from rtm.flink_rest import FlinkRest
+from rtm.waiting import WaitFailed, wait_until
 
 FLINK_HOME = Path(pyflink.__file__).parent
 LOOPBACK = "127.0.0.1"
@@ -207,12 +207,12 @@ def start(rest_port: int | None = None, taskmanagers: int = 1) -> Cluster:
     cluster = Cluster(rest_port, pids)
     _state_file().write_text(json.dumps(asdict(cluster)))
 
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while (overview(cluster) or {}).get("taskmanagers", 0) < taskmanagers:
-        if not all(map(processes.alive, pids)) or time.monotonic() > deadline:
-            stop()
-            raise RtmError(f"the Flink cluster did not come up on {cluster.rest}; last lines of its logs:\n{_logs()}")
-        time.sleep(0.3)
+    try:
+        wait_until(lambda: (overview(cluster) or {}).get("taskmanagers", 0) >= taskmanagers, START_TIMEOUT_S, 0.3,
+                   f"{taskmanagers} TaskManagers on {cluster.rest}", give_up=lambda: not all(map(processes.alive, pids)))
+    except WaitFailed:
+        stop()
+        raise RtmError(f"the Flink cluster did not come up on {cluster.rest}; last lines of its logs:\n{_logs()}") from None
     return cluster
 
 

@@ -6,12 +6,12 @@ savepoint is an RtmError naming what was tried, never a traceback.
 """
 
 import re
-import time
 from pathlib import Path
 
 import requests
 
 from rtm.errors import RtmError
+from rtm.waiting import WaitFailed, wait_until
 
 TIMEOUT_S = 10
 SAVEPOINT_TIMEOUT_S = 300
@@ -71,13 +71,20 @@ class FlinkRest:
         self._call("PATCH", f"{self._job_path(job_id)}?mode=cancel")
         return self.wait_until_ended(job_id, CANCEL_TIMEOUT_S)
 
+    def _state(self, job_id: str) -> str:
+        return self._call("GET", self._job_path(job_id))["state"]
+
     def wait_until_ended(self, job_id: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while (state := self._call("GET", self._job_path(job_id))["state"]) not in _TERMINAL:
-            if time.monotonic() > deadline:
-                raise RtmError(f"job {job_id} is still {state} after {timeout_s:.0f} s")
-            time.sleep(0.5)
-        return state
+        """The job's state once it has ended."""
+
+        def ended() -> str | None:
+            state = self._state(job_id)
+            return state if state in _TERMINAL else None
+
+        try:
+            return wait_until(ended, timeout_s, 0.5, f"job {job_id} to end")
+        except WaitFailed:
+            raise RtmError(f"job {job_id} is still {self._state(job_id)} after {timeout_s:.0f} s") from None
 
     def savepoint(self, job_id: str, directory: str | None = None, stop: bool = False) -> str:
         """Take a savepoint (with `stop`: then stop the job, sinks flushed) into `directory`
@@ -88,14 +95,15 @@ class FlinkRest:
             trigger = self._call("POST", f"{path}/stop", json={"targetDirectory": target, "drain": False})
         else:
             trigger = self._call("POST", f"{path}/savepoints", json={"target-directory": target, "cancel-job": False})
-        deadline = time.monotonic() + SAVEPOINT_TIMEOUT_S
-        while True:
+
+        def completed() -> dict | None:
             status = self._call("GET", f"{path}/savepoints/{trigger['request-id']}")
-            if status["status"]["id"] == "COMPLETED":
-                break
-            if time.monotonic() > deadline:
-                raise RtmError(f"the savepoint of job {job_id} did not complete within {SAVEPOINT_TIMEOUT_S} s")
-            time.sleep(0.5)
+            return status if status["status"]["id"] == "COMPLETED" else None
+
+        try:
+            status = wait_until(completed, SAVEPOINT_TIMEOUT_S, 0.5, f"the savepoint of job {job_id}")
+        except WaitFailed:
+            raise RtmError(f"the savepoint of job {job_id} did not complete within {SAVEPOINT_TIMEOUT_S} s") from None
         operation = status["operation"]
         if "failure-cause" in operation:
             cause = _root_cause(operation["failure-cause"].get("stack-trace", ""))

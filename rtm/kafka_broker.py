@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from rtm import jars, processes, settings
 from rtm.errors import RtmError
+from rtm.waiting import WaitFailed, wait_until
 
 _LOG4J2_CONFIG = """\
 status = warn
@@ -179,16 +179,16 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
     broker = Broker(process.pid, port, str(data), temporary, str(log_file))
     _state_file().write_text(json.dumps(asdict(broker)))
 
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not answers(broker.bootstrap, timeout_s=1.0):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop()
-            raise RtmError(
-                f"the Kafka broker did not come up on {broker.bootstrap}; last lines of "
-                f"{log_file} and {home / 'broker.out'}:\n"
-                f"{processes.tail(log_file)}\n{processes.tail(home / 'broker.out')}"
-            )
-        time.sleep(0.2)
+    try:
+        wait_until(lambda: answers(broker.bootstrap, timeout_s=1.0), START_TIMEOUT_S, 0.2,
+                   f"the Kafka broker on {broker.bootstrap}", give_up=lambda: process.poll() is not None)
+    except WaitFailed:
+        stop()
+        raise RtmError(
+            f"the Kafka broker did not come up on {broker.bootstrap}; last lines of "
+            f"{log_file} and {home / 'broker.out'}:\n"
+            f"{processes.tail(log_file)}\n{processes.tail(home / 'broker.out')}"
+        ) from None
     return broker
 
 

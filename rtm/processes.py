@@ -5,14 +5,15 @@ stopping it signals everything it spawned. The helpers here are what both need: 
 Java, pick and check loopback ports, tell a live process from a dead one, stop a group.
 """
 
+import math
 import os
 import shutil
 import signal
 import socket
-import time
 from pathlib import Path
 
 from rtm.errors import RtmError
+from rtm.waiting import WaitFailed, wait_until
 
 
 def java() -> str:
@@ -68,13 +69,11 @@ def stop_group(pid: int, timeout_s: float) -> None:
     """SIGTERM the process group led by `pid`, SIGKILL it after `timeout_s`, reap it."""
     if alive(pid):
         os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if alive(pid):
+        try:
+            wait_until(lambda: not alive(pid), timeout_s, 0.1, f"process group {pid} to end")
+        except WaitFailed:
             os.killpg(pid, signal.SIGKILL)
-            while alive(pid):
-                time.sleep(0.05)
+            wait_until(lambda: not alive(pid), math.inf, 0.05, f"process group {pid} to die")  # SIGKILL is not refused
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
     except ChildProcessError:

@@ -1,7 +1,6 @@
 """Running the campaign job against fresh topics of the session broker."""
 
 import json
-import time
 from contextlib import contextmanager
 
 from jobs.environment import local_environment
@@ -10,10 +9,11 @@ from kafka_helpers import consume_all
 from rtm import settings
 from rtm.campaigns import load_paths
 from rtm.time_rules import TimeRules
+from rtm.waiting import wait_until
 
 
-def fresh_topics(new_topic, event_partitions: int = 1) -> campaign_job.Topics:
-    return campaign_job.Topics(
+def fresh_topics(new_topic, event_partitions: int = 1) -> settings.Topics:
+    return settings.Topics(
         events=new_topic("events", partitions=event_partitions), profiles=new_topic("profiles"), campaigns=new_topic("campaigns"),
         triggers=new_topic("triggers"), sessions=new_topic("sessions"), dlq=new_topic("dlq"), late=new_topic("late"),
     )
@@ -50,10 +50,5 @@ def read_json(bootstrap, topic, expected, timeout_s=60):
 
 
 def wait_for(predicate, timeout_s=60, every_s=0.5, what="the condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    """rtm.waiting.wait_until with the tests' defaults."""
+    return wait_until(predicate, timeout_s, every_s, what)
