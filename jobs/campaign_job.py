@@ -22,24 +22,13 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from jobs import kafka_io
 from jobs.kafka_io import AT_LEAST_ONCE, KafkaIO
-from rtm import settings
+from rtm.settings import Topics
 from rtm.time_rules import TimeRules
 from udfs.campaign_engine import CAMPAIGNS_STATE, LATE, SESSIONS, TRIGGERS, CampaignEngine
 from udfs.rows import CAMPAIGN, DLQ, EVENT, PROFILE
 
 JOB_NAME = "rtm-campaigns"
-OUTPUTS = (TRIGGERS, SESSIONS, DLQ, LATE)  # each to the topic of that name in Topics
-
-
-@dataclass(frozen=True)
-class Topics:
-    events: str = settings.EVENTS_TOPIC
-    profiles: str = settings.PROFILES_TOPIC
-    campaigns: str = settings.CAMPAIGNS_TOPIC
-    triggers: str = settings.TRIGGERS_TOPIC
-    sessions: str = settings.SESSIONS_TOPIC
-    dlq: str = settings.DLQ_TOPIC
-    late: str = settings.LATE_TOPIC
+OUTPUTS = (TRIGGERS, SESSIONS, DLQ, LATE)  # each to its topic in `run`
 
 
 @dataclass(frozen=True)
@@ -103,7 +92,7 @@ def run(
     campaigns = kafka.read(kafka.kafka_source(topics.campaigns, CAMPAIGN, wall_clock=True),
                            kafka_io.watermarks(0, idle_timeout_ms), "campaigns", "kafka-campaigns")
     outputs = build_pipeline(user_inputs, campaigns, startup_campaigns, rules, profiles)
-    routes = {name: getattr(topics, name) for name in OUTPUTS}
+    routes = {TRIGGERS: topics.triggers, SESSIONS: topics.sessions, DLQ: topics.dlq, LATE: topics.late}
     kafka.sink(outputs.engine, routes, "outputs", "kafka-outputs")
     kafka.sink(outputs.dead_letters, {DLQ: topics.dlq}, "dead letters", "kafka-dead-letters")
     return kafka.execute(JOB_NAME, detached=detached)

@@ -5,6 +5,7 @@ several isolated brokers and jobs side by side.
 """
 
 import os
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 
@@ -25,7 +26,7 @@ FLINK_CONF_DIR = Path(os.environ.get("RTM_FLINK_CONF_DIR", PROJECT_ROOT / "flink
 CAMPAIGNS_DIR = PROJECT_ROOT / "campaigns"
 SQL_DIR = PROJECT_ROOT / "sql"
 
-# The topics of DESIGN.md. Compacted ones keep the latest value per key.
+# The topics of docs/CONTRACTS.md, "Topics".
 EVENTS_TOPIC = "rtm.events"
 PROFILES_TOPIC = "rtm.profiles"
 CAMPAIGNS_TOPIC = "rtm.campaigns"
@@ -33,13 +34,25 @@ TRIGGERS_TOPIC = "rtm.triggers"
 SESSIONS_TOPIC = "rtm.sessions"
 DLQ_TOPIC = "rtm.dlq"
 LATE_TOPIC = "rtm.late"
-COMPACTED_TOPICS = (PROFILES_TOPIC, CAMPAIGNS_TOPIC)
-ALL_TOPICS = (
-    EVENTS_TOPIC,
-    PROFILES_TOPIC,
-    CAMPAIGNS_TOPIC,
-    TRIGGERS_TOPIC,
-    SESSIONS_TOPIC,
-    DLQ_TOPIC,
-    LATE_TOPIC,
-)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The campaign job's topics by role; a run may rename any (`rtm run --topic NAME=TOPIC`)."""
+
+    events: str = EVENTS_TOPIC
+    profiles: str = PROFILES_TOPIC
+    campaigns: str = CAMPAIGNS_TOPIC
+    triggers: str = TRIGGERS_TOPIC
+    sessions: str = SESSIONS_TOPIC
+    dlq: str = DLQ_TOPIC
+    late: str = LATE_TOPIC
+
+    @property
+    def compacted(self) -> tuple[str, ...]:
+        """The slow data: what counts is the latest value per key, and a tombstone removes it."""
+        return (self.profiles, self.campaigns)
+
+
+ALL_TOPICS = astuple(Topics())
+COMPACTED_TOPICS = Topics().compacted

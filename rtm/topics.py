@@ -1,4 +1,4 @@
-"""Creating the topics of DESIGN.md with the Kafka admin client."""
+"""Creating the topics (docs/CONTRACTS.md, "Topics") with the Kafka admin client."""
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic

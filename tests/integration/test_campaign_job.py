@@ -203,11 +203,10 @@ def test_a_deadline_fires_within_seconds_when_no_event_arrives_at_all(kafka_boot
 
 
 def test_rtm_run_bounded_over_the_rtm_topics_gives_the_reference_triggers(kafka_bootstrap):
-    from jobs import campaign_job
     from rtm import settings, topics
 
     topics.ensure_topics(kafka_bootstrap)
-    _produce_scenarios(kafka_bootstrap, campaign_job.Topics())  # rtm.events, rtm.profiles, ...
+    _produce_scenarios(kafka_bootstrap, settings.Topics())  # rtm.events, rtm.profiles, ...
 
     result = CliRunner().invoke(main, ["run", "--bounded", "--bootstrap", kafka_bootstrap])
 
