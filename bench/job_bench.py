@@ -42,6 +42,7 @@ from jobs.environment import local_environment
 from kafka_io_bench import create_topic
 from rtm import generator, kafka_broker, kafka_clients, settings
 from rtm.campaigns import load_paths
+from rtm.events import user_key
 from rtm.time_rules import TimeRules
 
 COMPARABLE = "three_page_views"  # the reference campaign the SQL pattern mirrors
@@ -102,10 +103,6 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def user_key(event: dict) -> str:
-    return event.get("user_id") or event["anonymous_id"]
-
-
 def traffic(count: int, seed: int, spread_ms: int) -> tuple[list[dict], int]:
     """The first `count` generated events (event-time order) and the number of users."""
     users = count // 6 + 1
@@ -116,12 +113,12 @@ def traffic(count: int, seed: int, spread_ms: int) -> tuple[list[dict], int]:
         users = users * 11 // 10 + 1
 
 
-def job_topics(bootstrap: str, prefix: str) -> campaign_job.Topics:
+def job_topics(bootstrap: str, prefix: str) -> settings.Topics:
     """Fresh topics for one job; its outputs stamped at append."""
-    names = {f.name: f"{prefix}-{f.name}" for f in dataclasses.fields(campaign_job.Topics)}
+    names = {f.name: f"{prefix}-{f.name}" for f in dataclasses.fields(settings.Topics)}
     for output, name in names.items():
         create_topic(bootstrap, name, append_time=output in APPEND_TIME_OUTPUTS)
-    return campaign_job.Topics(**names)
+    return settings.Topics(**names)
 
 
 def delete_topics(bootstrap: str, prefix: str) -> None:
@@ -142,7 +139,8 @@ def reference_campaigns() -> dict[str, str]:
 
 
 def write_events(bootstrap: str, topic: str, events: list[dict]) -> None:
-    kafka_clients.write(bootstrap, topic, ((user_key(e), json.dumps(e).encode()) for e in events))
+    kafka_clients.write(bootstrap, topic, ((user_key(e.get("user_id"), e.get("anonymous_id")), json.dumps(e).encode())
+                                           for e in events))
 
 
 def write_profiles(bootstrap: str, topic: str, users: int) -> None:
@@ -271,8 +269,8 @@ def play(producer: Producer, topic: str, events: list[dict], rate: float) -> tup
         if delay > 0:
             time.sleep(delay)
         stamp = now_ms()
-        producer.produce(topic, key=user_key(event).encode(), value=json.dumps({**event, "ts": stamp}).encode(),
-                         timestamp=stamp)
+        key = user_key(event.get("user_id"), event.get("anonymous_id"))
+        producer.produce(topic, key=key.encode(), value=json.dumps({**event, "ts": stamp}).encode(), timestamp=stamp)
         producer.poll(0)
         produced[event["event_id"]] = stamp
     if producer.flush(30):

@@ -1,4 +1,4 @@
-"""The event and profile contracts (DESIGN.md): parse and validate raw bytes.
+"""The event and profile contracts (docs/CONTRACTS.md, "Event", "Profile"): parse and validate raw bytes.
 
 Runs once per event, so it leans on msgspec's typed JSON decoder and does the few
 checks the decoder cannot express (time normalisation, the user key) by hand.
@@ -16,6 +16,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # mistake upstream (a page's HTML, an image), not a marketing signal.
 MAX_EVENT_BYTES = 64 * 1024
 _MS = timedelta(milliseconds=1)
+
+
+def user_key(user_id: str | None, anonymous_id: str | None) -> str | None:
+    """The user key (docs/CONTRACTS.md, "Event"): user_id when present, else anonymous_id.
+
+    The JVM keys events by the same rule (io.rtm.flink.Inputs); tests/integration/test_kafka_io.py
+    holds the two together.
+    """
+    return user_id or anonymous_id
 
 
 class InvalidEvent(ValueError):
@@ -37,8 +46,8 @@ class Event(msgspec.Struct, kw_only=True):
 
     @property
     def key(self) -> str:
-        """The user key: user_id when present, else anonymous_id."""
-        return self.user_id or self.anonymous_id  # type: ignore[return-value]
+        """The user key (parse_event makes sure there is one)."""
+        return user_key(self.user_id, self.anonymous_id)  # type: ignore[return-value]
 
 
 class Profile(msgspec.Struct, kw_only=True):
@@ -86,7 +95,7 @@ def parse_event(raw: bytes | str) -> Event:
         raise InvalidEvent("event_id is empty")
     if not event.type:
         raise InvalidEvent("type is empty")
-    if not (event.user_id or event.anonymous_id):
+    if not event.key:
         raise InvalidEvent("neither user_id nor anonymous_id is set: one is required (it is the user key)")
     event.ts = parse_ts(event.ts)
     return event

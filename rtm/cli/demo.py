@@ -12,6 +12,7 @@ from rich.console import Console
 from rtm import generator, kafka_broker, kafka_clients, settings, topics
 from rtm.cli.options import bootstrap_option
 from rtm.cli.shop import web_servers
+from rtm.events import user_key
 
 # 4 hours of event time pass in 8 seconds: cart abandonment and "left the game" show up
 # while you watch.
@@ -87,7 +88,7 @@ def _play(bootstrap: str, users: int, stop_at: float) -> None:
             time.sleep(wait)
         if time.monotonic() > stop_at:
             break
-        key = event.get("user_id") or event["anonymous_id"]
+        key = user_key(event.get("user_id"), event.get("anonymous_id"))
         producer.produce(settings.EVENTS_TOPIC, key=key.encode(), value=json.dumps(event).encode())
         producer.poll(0)
     producer.flush(10)

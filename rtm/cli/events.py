@@ -9,6 +9,7 @@ import msgspec
 
 from rtm import generator, kafka_broker, kafka_clients, settings
 from rtm.cli.options import bootstrap_option
+from rtm.events import user_key
 
 
 
@@ -20,7 +21,7 @@ def _user_key(line: bytes) -> str | None:
         return None
     if not isinstance(event, dict):
         return None
-    key = event.get("user_id") or event.get("anonymous_id")
+    key = user_key(event.get("user_id"), event.get("anonymous_id"))
     return key if isinstance(key, str) else None
 
 
@@ -58,7 +59,7 @@ def generate(users, seed, rate, topic, bootstrap):
         stream = _paced(stream, rate)
     if topic:
         bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
-        records = ((e.get("user_id") or e["anonymous_id"], json.dumps(e).encode()) for e in stream)
+        records = ((user_key(e.get("user_id"), e.get("anonymous_id")), json.dumps(e).encode()) for e in stream)
         click.echo(f"wrote {kafka_clients.write(bootstrap, topic, records)} events to {topic}", err=True)
         return
     for event in stream:

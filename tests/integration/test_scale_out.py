@@ -12,13 +12,10 @@ from job_helpers import fresh_topics, read_json, run_bounded
 from kafka_helpers import produce
 from rtm import generator
 from rtm.cli import main
+from rtm.events import user_key
 
 PARTITIONS = 5
 USED_PARTITIONS = 4  # the last one stays empty: an idle partition must not hold event time back
-
-
-def _user_key(event: dict) -> str:
-    return event.get("user_id") or event["anonymous_id"]
 
 
 def test_parallelism_2_over_partitions_fires_the_same_trigger_ids_as_preview(kafka_bootstrap, new_topic, tmp_path):
@@ -37,10 +34,10 @@ def test_parallelism_2_over_partitions_fires_the_same_trigger_ids_as_preview(kaf
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     used = set()
     for event in events:  # each user's events in one partition, in order, as a keyed producer writes them
-        partition = zlib.crc32(_user_key(event).encode()) % USED_PARTITIONS
+        key = user_key(event.get("user_id"), event.get("anonymous_id")).encode()
+        partition = zlib.crc32(key) % USED_PARTITIONS
         used.add(partition)
-        producer.produce(topics.events, key=_user_key(event).encode(), value=json.dumps(event).encode(),
-                         partition=partition)
+        producer.produce(topics.events, key=key, value=json.dumps(event).encode(), partition=partition)
     assert producer.flush(30) == 0
     assert used == set(range(USED_PARTITIONS))
 
