@@ -1,68 +1,14 @@
-"""Shared helpers: the shipped campaigns, an event factory, and a one-user engine driver."""
+"""Fixtures of the unit tests (their helpers are in engine_helpers)."""
 
-from pathlib import Path
-from typing import Any
-
-import msgspec
 import pytest
-import yaml
 
-from rtm.campaigns import CampaignSet, load_definition, load_paths
-from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, settle
-from rtm.events import Event, parse_event
-
-ROOT = Path(__file__).resolve().parents[2]
-T0 = 1_795_600_000_000  # 2026-11-25T07:06:40Z
-SEC, MIN, HOUR = 1000, 60_000, 3_600_000
-
-
-def event(event_id: str, type: str, at: int, user_id: str | None = "u1", anonymous_id: str | None = None,
-          **fields: Any) -> Event:
-    """An event `at` millis after T0, parsed through the real contract."""
-    raw = {"event_id": event_id, "type": type, "ts": T0 + at, "user_id": user_id, "anonymous_id": anonymous_id,
-           **fields}
-    return parse_event(msgspec.json.encode(raw))
-
-
-def campaign_set(*yaml_texts: str) -> CampaignSet:
-    return CampaignSet(load_definition(yaml.safe_load(text)) for text in yaml_texts)
-
-
-class User:
-    """Drives one user's state through apply_event/settle like the Flink job does."""
-
-    def __init__(self, campaigns: CampaignSet, profile: dict | None = None,
-                 config: EngineConfig = DEFAULT_CONFIG) -> None:
-        self.campaigns, self.profile, self.config = campaigns, profile, config
-        self.state: bytes | None = None
-        self.triggers: list[dict] = []
-        self.sessions: list[dict] = []
-        self.duplicates = 0
-        self.next_deadline: int | None = None
-
-    def _take(self, result) -> list[dict]:
-        self.state, self.next_deadline = result.state, result.next_deadline
-        self.triggers += result.triggers
-        self.sessions += result.sessions
-        self.duplicates += result.duplicate
-        return result.triggers
-
-    def send(self, *events: Event) -> list[dict]:
-        """Apply events; return the triggers they caused."""
-        fired = []
-        for e in events:
-            fired += self._take(apply_event(self.state, e, self.campaigns, self.profile, self.config))
-        return fired
-
-    def settle(self, at: int) -> list[dict]:
-        return self._take(settle(self.state, T0 + at, self.campaigns, self.profile, self.config))
-
-    def fired(self, campaign_id: str) -> list[dict]:
-        return [t for t in self.triggers if t["campaign_id"] == campaign_id]
+from rtm import settings
+from rtm.campaigns import CampaignSet, load_paths
 
 
 @pytest.fixture(scope="session")
 def shipped() -> CampaignSet:
-    campaigns, issues = load_paths([ROOT / "campaigns"])
+    """The campaigns of campaigns/."""
+    campaigns, issues = load_paths([settings.CAMPAIGNS_DIR])
     assert not issues, issues
     return CampaignSet(campaigns)

@@ -9,10 +9,9 @@ from click.testing import CliRunner
 
 from rtm.campaigns import SCHEMA_PATH, CampaignError, load_file, load_paths
 from rtm.cli.campaigns import campaigns as cli
+from rtm.settings import CAMPAIGNS_DIR
 
-from conftest import ROOT
-
-SHIPPED = sorted((ROOT / "campaigns").glob("*.yaml"))
+SHIPPED = sorted(CAMPAIGNS_DIR.glob("*.yaml"))
 
 
 def test_every_reference_scenario_ships_a_campaign():
@@ -127,6 +126,6 @@ def test_cli_validate_reports_all_problems_and_exits_non_zero(tmp_path):
 
 
 def test_cli_validate_accepts_the_shipped_campaigns():
-    result = CliRunner().invoke(cli, ["validate", str(ROOT / "campaigns")])
+    result = CliRunner().invoke(cli, ["validate", str(CAMPAIGNS_DIR)])
     assert result.exit_code == 0, result.output
     assert f"ok: {len(SHIPPED)} campaign(s)" in result.output

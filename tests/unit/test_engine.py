@@ -7,7 +7,7 @@ import yaml
 from rtm.campaigns import CampaignError, CampaignSet
 from rtm.engine import apply_event, decode_state
 
-from conftest import HOUR, MIN, SEC, User, campaign_set, event
+from engine_helpers import HOUR, MIN, SEC, User, campaign_set, event
 
 THREE = """
 id: three

@@ -1,5 +1,7 @@
 """The event and profile contracts: parse, normalise, reject with a reason."""
 
+import re
+
 import pytest
 
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
@@ -36,9 +38,8 @@ def test_optional_objects_default_to_empty():
     (b'\xff\xfe', "not JSON"),
 ])
 def test_invalid_events_raise_with_the_reason(raw, reason):
-    with pytest.raises(InvalidEvent, match=None) as err:
+    with pytest.raises(InvalidEvent, match=re.escape(reason)):
         parse_event(raw)
-    assert reason in str(err.value) and isinstance(err.value, ValueError)
 
 
 def test_profile_parses_and_a_tombstone_is_none():

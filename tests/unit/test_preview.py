@@ -5,8 +5,7 @@ import json
 from click.testing import CliRunner
 
 from rtm.cli.campaigns import campaigns as cli
-
-from conftest import ROOT
+from rtm.settings import CAMPAIGNS_DIR
 
 EVENTS = [
     {"event_id": "a1", "type": "page_view", "ts": "2026-11-25T10:00:00Z", "anonymous_id": "anon",
@@ -28,7 +27,7 @@ def files(tmp_path, events=EVENTS, bad_line=True):
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "profiles.jsonl").write_text(
         '{"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["sku-1"]}}\n')
-    return ["preview", "--campaigns", str(ROOT / "campaigns"), "--events", str(tmp_path / "events.jsonl"),
+    return ["preview", "--campaigns", str(CAMPAIGNS_DIR), "--events", str(tmp_path / "events.jsonl"),
             "--profiles", str(tmp_path / "profiles.jsonl")]
 
 

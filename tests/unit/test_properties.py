@@ -7,8 +7,9 @@ from rtm.campaigns import CampaignSet, load_paths
 from rtm.engine import EngineConfig, decode_state
 from rtm.expressions import Scope
 from rtm.events import event_dict
+from rtm.settings import CAMPAIGNS_DIR
 
-from conftest import HOUR, MIN, ROOT, SEC, T0, User, campaign_set, event
+from engine_helpers import HOUR, MIN, SEC, T0, User, campaign_set, event
 
 CONFIG = EngineConfig(dedup_max_ids=32)
 TYPES = ["page_view", "add_to_cart", "purchase", "checkout", "login", "main_screen", "chat", "play", "level_up"]
@@ -20,7 +21,7 @@ pattern: {steps: [{event: add_to_cart}, {event: checkout}], within: 1h, unless: 
 action: {channel: push, endpoint: p}
 limits: {max: 2, per: 6h, cooldown: 30m}
 """)
-CAMPAIGNS = CampaignSet([*load_paths([ROOT / "campaigns"])[0], EXTRA.get("capped")])
+CAMPAIGNS = CampaignSet([*load_paths([CAMPAIGNS_DIR])[0], EXTRA.get("capped")])
 PROFILES = st.sampled_from([None, {"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["r"]}},
                             {"user_id": "u1", "segments": [], "attributes": {}}])
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,10 +1,10 @@
-"""Each reference scenario of DESIGN.md: events that fire it, and near-misses that must not."""
+"""Each reference scenario (docs/CONTRACTS.md, "Campaign"): events that fire it, and near-misses that must not."""
 
 import pytest
 
 from rtm.triggers import in_holdout
 
-from conftest import HOUR, MIN, SEC, User, campaign_set, event
+from engine_helpers import HOUR, MIN, SEC, User, campaign_set, event
 
 VIP = {"user_id": "u1", "segments": ["vip"],
        "attributes": {"first_name": "Ann", "recommendations": ["sku-1", "sku-2"]}}

@@ -1,8 +1,8 @@
-"""DESIGN.md "Time": what is due by an event's time is settled before the event is applied."""
+"""docs/CONTRACTS.md, "Time": what is due by an event's time is settled before the event is applied."""
 
 from rtm.engine import EngineConfig, apply_event, decode_state
 
-from conftest import HOUR, MIN, SEC, T0, User, event
+from engine_helpers import HOUR, MIN, SEC, T0, User, campaign_set, event
 
 DAY = 24 * HOUR
 
@@ -67,7 +67,6 @@ def test_settle_is_idempotent_and_a_stale_timer_does_nothing(shipped):
 
 
 def test_next_deadline_is_the_earliest_of_session_gap_and_campaign_deadlines():
-    from conftest import campaign_set
     quick = campaign_set("""
 id: quick
 version: 1
@@ -95,7 +94,6 @@ def test_users_who_never_return_are_forgotten_after_the_idle_expiry(shipped):
 
 
 def test_expiry_waits_for_a_pending_deadline():
-    from conftest import campaign_set
     slow = campaign_set("""
 id: slow
 version: 1
