@@ -63,7 +63,7 @@ class _Routing(msgspec.Struct):
 
 
 class Trigger(msgspec.Struct):
-    """The fields of a trigger (DESIGN.md) that delivery reads; all of it is sent."""
+    """The fields of a trigger (docs/CONTRACTS.md, "Trigger") that delivery reads; all of it is sent."""
 
     trigger_id: Annotated[str, msgspec.Meta(min_length=1)]
     channel: str

@@ -1,4 +1,4 @@
-"""Synthetic traffic: users browsing a shop and playing a game, as DESIGN.md events.
+"""Synthetic traffic: users browsing a shop and playing a game, as events of docs/CONTRACTS.md.
 
 Deterministic for a seed, so demos and benchmarks replay the same traffic. Each user
 runs a short visit: the landing page, page views in store sections, sometimes a cart,

@@ -1,4 +1,4 @@
-"""The reference scenarios of DESIGN.md as one input, with the triggers it must give.
+"""The reference scenarios (docs/CONTRACTS.md, "Campaign") as one input, with the triggers it must give.
 
 Times are offsets from T0; the last event (another user, 5 h later) carries event time
 past every deadline, so a bounded run or a preview settles them all.
