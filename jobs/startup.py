@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from rtm import kafka_clients
-from rtm.campaigns import CampaignError, CampaignSet, load_paths
+from rtm.campaign_updates import apply_update
+from rtm.campaigns import CampaignSet, load_paths
 from rtm.errors import RtmError
 
 
@@ -23,13 +24,13 @@ def folder_campaigns(folder: Path) -> CampaignSet:
 
 
 def with_topic(campaigns: CampaignSet, bootstrap: str, topic: str, warn: Callable[[str], None]) -> CampaignSet:
-    """`campaigns` updated by the current contents of the compacted campaigns `topic`;
-    an invalid definition there is reported through `warn` and left out (the job's DLQ
-    gets it with the reason too)."""
+    """`campaigns` updated by the current contents of the compacted campaigns `topic`, as
+    the running job applies them; a refused record is reported through `warn` and left
+    out (the job's DLQ gets it with the reason too)."""
     for campaign_id, definition in kafka_clients.latest_by_key(bootstrap, topic).items():
         try:
-            campaigns.upsert(definition)
-        except CampaignError as err:
+            apply_update(campaigns, campaign_id, definition)
+        except ValueError as err:
             warn(f"{topic} {campaign_id}: {err}")
     return campaigns
 
