@@ -16,7 +16,11 @@ def ensure_topics(
     key, the current definition or profile, and a tombstone removes it.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics)
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as err:
+        raise RtmError(f"cannot reach Kafka at {bootstrap}: {err.args[0].str()}; is the broker up "
+                       "(`rtm kafka status`), and is --bootstrap right?") from err
     wanted = [
         NewTopic(
             name,

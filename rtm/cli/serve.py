@@ -54,9 +54,10 @@ def serve(bootstrap, host, port, topic, channels, ttl_ms, store, feed, cors_orig
     if missing:
         raise click.BadParameter(f"no TTL for {', '.join(missing)}: add --ttl {missing[0]}=DURATION",
                                  param_hint="--ttl")
+    store = store or settings.RTM_HOME / "decisions.sqlite"
+    decisions.MessageStore(store).close()  # an unusable file fails here, with what to do
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap, [topic])
-    store = store or settings.RTM_HOME / "decisions.sqlite"
     app = DecisionsApp(bootstrap, topic, store, tuple(channels), ttl_ms, feed,
                        tuple(origin for origin in cors_origins if origin))
     click.echo(f"serving {', '.join(channels)} triggers of {topic} at {bootstrap} (store {store})", err=True)
