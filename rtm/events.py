@@ -11,6 +11,9 @@ import msgspec
 
 # Epoch millis below this are 1973: almost surely epoch *seconds* sent by mistake.
 _MIN_EPOCH_MS = 100_000_000_000
+# The end of the year 9999: the last instant a calendar (and an ISO-8601 string) can name;
+# anything larger is garbage that would overflow the state's 64-bit integers downstream.
+_MAX_EPOCH_MS = 253_402_300_799_999
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Events feed conditions, templates and bound fields in keyed state: a payload this big is a
 # mistake upstream (a page's HTML, an image), not a marketing signal.
@@ -73,6 +76,8 @@ def parse_ts(value: int | str) -> int:
         return (parsed - _EPOCH) // _MS  # exact, unlike float timestamp()
     if value < _MIN_EPOCH_MS:
         raise InvalidEvent(f"ts {value} looks like epoch seconds: send epoch milliseconds")
+    if value > _MAX_EPOCH_MS:
+        raise InvalidEvent(f"ts {value} is after the year 9999: send epoch milliseconds")
     return value
 
 
@@ -83,6 +88,8 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | str, error: type[ValueEr
         raise error(f"{what} does not match the contract: {err}") from None
     except msgspec.DecodeError as err:
         raise error(f"not JSON: {err}") from None
+    except RecursionError:
+        raise error(f"{what} is nested too deep to decode: keep params and attributes a few levels deep") from None
 
 
 def parse_event(raw: bytes | str) -> Event:

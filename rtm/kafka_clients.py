@@ -27,7 +27,12 @@ def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes 
     producer = new_producer(bootstrap)
     count = 0
     for key, value in records:
-        producer.produce(topic, key=None if key is None else key.encode(), value=value, on_delivery=delivered)
+        while True:
+            try:
+                producer.produce(topic, key=None if key is None else key.encode(), value=value, on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: wait for deliveries, then retry
+                producer.poll(0.1)
         producer.poll(0)
         count += 1
     if producer.flush(30) or failures:

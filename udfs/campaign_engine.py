@@ -9,6 +9,11 @@ profile, the armed timers), so an event costs one state read and one write: in P
 every state access and Java<->Python crossing is expensive, the Python logic is not.
 All matching logic is rtm.engine's; this module only moves data and arms timers.
 
+No record can stop the job (with restarts it would stop it again on every replay): a
+record that fails to parse or makes the engine fail goes to the DLQ with the reason, the
+user's state is written only once everything for the record has succeeded, and the next
+record is processed.
+
 Time (DESIGN.md, "Time"): the engine settles what is due before each event, so timers only
 serve users who go quiet. Each user has at most one event-time timer, at the engine's
 next deadline: when an event moves the deadline the timer moves with it (a delete and a
@@ -88,6 +93,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._rules = rules
 
     def open(self, runtime_context):
+        # Pickled, though it holds bytes: PyFlink's embedded converter for a byte array type
+        # builds a tuple of ints per access (and fails on an empty state).
         self._slots = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
         self._reports_rejections = _subtask_index(runtime_context) == 0
         metrics = runtime_context.get_metrics_group()
@@ -98,6 +105,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._after_until = metrics.counter("events_after_until")
         self._rejected = metrics.counter("rejected_campaigns")
         self._condition_errors = metrics.counter("condition_errors")
+        self._engine_errors = metrics.counter("engine_errors")
         self._campaigns: CampaignSet | None = None
         # Where event time stops: --until, or the largest event time of a bounded input
         # once it has ended (None while it runs, and in a live run).
@@ -151,36 +159,45 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
     # -- users ----------------------------------------------------------------------
 
     def process_element(self, record, ctx):
-        key = ctx.get_current_key()
         if record.kind == PROFILE:
-            yield from self._update_profile(key, record)
+            yield from self._update_profile(record)
             return
         try:
             event = parse_event(record.value)
         except InvalidEvent as err:
             yield self._dead_letter(record, str(err))
             return
-        if event.key != key:  # the JVM read the key differently: never apply it to another user
-            yield self._dead_letter(record, f"the user key {event.key!r} was read as {key!r}: check for repeated fields")
+        except Exception as err:  # noqa: BLE001 - no record may stop the job (it would again on every replay)
+            yield self._dead_letter(record, f"the event could not be parsed: {type(err).__name__}: {err}")
             return
+        # The JVM keyed it by the same rule (io.rtm.flink.Inputs, which refuses repeated
+        # fields), so event.key is the current key: no call into the JVM to ask.
+        key = event.key
         rules = self._rules
         if rules.until is not None and event.ts > rules.until:
             self._after_until.inc()
             return
         raw = self._slots.value()
         slot = _slot_decoder.decode(raw) if raw else UserSlot()
-        result = apply_event(slot.engine, event, self._campaign_set(ctx), slot.profile, rules.engine)
-        if result.late:
-            self._late.inc()
-            yield routed_out(LATE, key, record.value)
-            return  # nothing changed
+        try:
+            result = apply_event(slot.engine, event, self._campaign_set(ctx), slot.profile, rules.engine)
+            if result.late:
+                self._late.inc()
+                yield routed_out(LATE, key, record.value)
+                return  # nothing changed
+            slot.anchor = (_wall_ms(), event.ts)
+            outputs = self._outputs(key, result)
+            self._store(slot, result, ctx.timer_service())
+        except Exception as err:  # noqa: BLE001 - as above; the state is only written once all succeeded
+            yield self._dead_letter(record, f"the engine failed on this event, the user's state is as it was "
+                                            f"before: {type(err).__name__}: {err}")
+            return
         if result.duplicate:
             self._duplicates.inc()
-        slot.anchor = (_wall_ms(), event.ts)
-        yield from self._emit(key, result)
-        self._store(slot, result, ctx.timer_service())
+        yield from outputs
 
-    def _update_profile(self, key: str, record):
+    def _update_profile(self, record):
+        key = record.key  # profiles are keyed by their message key
         try:
             profile = parse_profile(record.value)
         except InvalidProfile as err:
@@ -219,39 +236,55 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             wall, event_ts = slot.anchor
             now = event_ts + (timestamp - wall) - rules.out_of_orderness_ms
         key = ctx.get_current_key()
-        result = settle(slot.engine, now, self._campaign_set(ctx), slot.profile, rules.engine)
-        yield from self._emit(key, result)
-        self._store(slot, result, ctx.timer_service())
+        try:
+            result = settle(slot.engine, now, self._campaign_set(ctx), slot.profile, rules.engine)
+            outputs = self._outputs(key, result)
+            self._store(slot, result, ctx.timer_service())
+        except Exception:  # noqa: BLE001 - a failing timer must not stop the job; the next event retries
+            self._engine_errors.inc()
+            log.exception("user %s: settling the deadline at %s failed; the state is as it was", key, now)
+            return
+        yield from outputs
 
-    def _emit(self, key: str, result: Result):
+    def _outputs(self, key: str, result: Result) -> list:
+        """The routed rows of one call, all made before any leaves (a failure emits none)."""
         for error in result.errors:
             self._condition_errors.inc()
             log.warning("user %s: %s", key, error)
+        rows = []
         if result.triggers:
             emitted_at = _wall_ms()
             for trigger in result.triggers:
                 trigger["emitted_at"] = emitted_at
-                self._triggers.inc()
-                yield routed_out(TRIGGERS, key, _encode_json(trigger))
+                rows.append(routed_out(TRIGGERS, key, _encode_json(trigger)))
+            self._triggers.inc(len(result.triggers))
         for session in result.sessions:
-            yield routed_out(SESSIONS, key, _encode_json(session))
+            rows.append(routed_out(SESSIONS, key, _encode_json(session)))
+        return rows
 
     def _store(self, slot: UserSlot, result: Result, timers) -> None:
+        """Write the user's state and move the timers; the state is encoded first, so if
+        that fails nothing has changed."""
         slot.engine = result.state
-        deadline = result.next_deadline
         if slot.engine is None and slot.profile is None:
             self._slots.clear()  # forgotten by the engine (idle expiry); stale timers find nothing
             return
-        if deadline != slot.event_timer:
-            if slot.event_timer is not None:
-                timers.delete_event_time_timer(slot.event_timer)
-            if deadline is not None:
-                timers.register_event_time_timer(deadline)
-            slot.event_timer = deadline
+        deadline, armed = result.next_deadline, slot.event_timer
+        slot.event_timer = deadline
+        wall_deadline = None
         if deadline is not None and self._rules.live and slot.anchor is not None:
             wall, event_ts = slot.anchor
             wall_deadline = wall + (deadline - event_ts) + self._rules.out_of_orderness_ms
-            if slot.wall_timer is None or wall_deadline < slot.wall_timer:
-                timers.register_processing_time_timer(wall_deadline)
+            if slot.wall_timer is not None and wall_deadline >= slot.wall_timer:
+                wall_deadline = None  # the armed one fires first and re-arms
+            else:
                 slot.wall_timer = wall_deadline
-        self._slots.update(_slot_encoder.encode(slot))
+        encoded = _slot_encoder.encode(slot)
+        if deadline != armed:
+            if armed is not None:
+                timers.delete_event_time_timer(armed)
+            if deadline is not None:
+                timers.register_event_time_timer(deadline)
+        if wall_deadline is not None:
+            timers.register_processing_time_timer(wall_deadline)
+        self._slots.update(encoded)

@@ -19,7 +19,7 @@ DLQ = "dlq"  # the output of dead letters (io.rtm.flink.DeadLetters.OUTPUT)
 
 def routed_out(output: str, key: str | None, value: bytes | None) -> Row:
     """A routed row: `value` to the topic of `output`, under message key `key`."""
-    return Row(output=output, key=key, value=value)
+    return Row(output, key, value)  # positional: the fields of RoutedRecords.ROUTED, in order
 
 
 def refuse(record, reason: str) -> Row:

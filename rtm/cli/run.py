@@ -4,13 +4,15 @@
 it with the cluster's environment as the context object, so one code path builds the job.
 """
 
+import contextlib
 import dataclasses
+import signal
 from pathlib import Path
 
 import click
 import msgspec
 
-from rtm import kafka_broker, settings, topics
+from rtm import checkpoints, kafka_broker, settings, topics
 from rtm.cli.options import bootstrap_option, duration, engine_options, until_option
 from rtm.preview import read_profiles
 from rtm.time_rules import TimeRules
@@ -53,15 +55,22 @@ def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
               help="How far events may arrive out of event-time order before the watermark passes them.")
 @click.option("--idle-timeout", callback=duration, default="5s", show_default=True,
               help="An input quiet this long stops holding the watermark back.")
+@click.option("--parallelism", type=click.IntRange(min=1),
+              help="Parallel instances of every operator (default: parallelism.default of flink-conf/config.yaml). "
+              "Kafka sources use at most one per partition; in thread mode give each its own TaskManager.")
+@click.option("--fresh", is_flag=True, help="Start with empty state: discard the checkpoints that earlier runs over "
+              "these topics left (without it a live run resumes from the newest).")
 @engine_options
 @click.pass_obj
 def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, delivery, out_of_orderness, idle_timeout,
-        engine_config):
+        parallelism, fresh, engine_config):
     """Run the campaign job on a local MiniCluster over the rtm topics.
 
     Reads flink-conf/config.yaml. Campaigns from --campaigns and the current contents of
     rtm.campaigns are in effect before the first event; later updates on the topic
-    apply live. Without --bounded it runs until stopped (Ctrl-C).
+    apply live. Without --bounded it runs until stopped (Ctrl-C) and resumes from the
+    newest checkpoint of the last run over the same topics (user state, offsets); a
+    crash keeps it too. A bounded run replays the topics from the start with empty state.
     """
     from jobs import campaign_job, startup
     from jobs.environment import local_environment
@@ -74,10 +83,57 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
     # The context object, when set, makes the environment (jobs/entry.py: the cluster's).
-    campaign_job.run(
-        (environment or local_environment)(), bootstrap, startup.definitions(campaigns), rules,
-        topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
-    )
+    env = environment() if environment else local_environment(_recovery(bootstrap, job_topics, bounded, fresh))
+    if parallelism is not None:
+        env.set_parallelism(parallelism)
+    with _stopped_by_signals(local=environment is None):
+        campaign_job.run(
+            env, bootstrap, startup.definitions(campaigns), rules,
+            topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
+        )
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum, frame):
+    raise _Stopped(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(local: bool):
+    """Ctrl-C (or SIGTERM) ends a local run with a line saying that its state is kept. Not
+    a KeyboardInterrupt: py4j would log a traceback for that."""
+    if not local:
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stopped as stopped:
+        click.echo(f"stopped by {stopped}: the next `rtm run` over these topics resumes from the last checkpoint "
+                   "(--fresh starts empty)", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _recovery(bootstrap: str, job_topics, bounded: bool, fresh: bool) -> dict[str, str]:
+    """The settings that make a local live run keep its checkpoints in its own dir and
+    resume from the newest there (a cluster restarts its jobs from checkpoints itself)."""
+    from jobs.campaign_job import JOB_NAME
+
+    if bounded:  # a replay from the start: state from a live run would count events twice
+        return {}
+    directory = checkpoints.job_dir(JOB_NAME, bootstrap, job_topics)
+    latest = None if fresh else checkpoints.newest(directory)
+    checkpoints.discard(directory, keep=latest)
+    if latest is None:
+        click.echo("starting with empty state" + (" (--fresh)" if fresh else ""), err=True)
+        return {"execution.checkpointing.dir": directory.as_uri()}
+    click.echo(f"resuming from checkpoint {latest} (--fresh starts empty)", err=True)
+    return {"execution.checkpointing.dir": directory.as_uri(), "execution.state-recovery.path": latest.as_uri()}
 
 
 @click.command()

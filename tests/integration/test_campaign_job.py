@@ -87,6 +87,9 @@ def test_bad_records_land_in_the_dlq_with_reasons_while_good_events_flow(kafka_b
         (b"k", json.dumps({"event_id": "big", "type": "page_view", "ts": scenarios.T0, "user_id": "x",
                            "params": {"blob": "x" * 500_000}}).encode()),  # huge
         (b"k", None),  # a tombstone on the events topic
+        (b"k", b'{"event_id": "far", "type": "page_view", "ts": 1000000000000000000000000000000, "user_id": "x"}'),
+        (b"k", b'{"event_id": "deep", "type": "page_view", "ts": 1795600000000, "user_id": "x", "params": '
+               + b'{"a": ' * 10_000 + b"1" + b"}" * 10_001),  # poison pills for the decoder and the state
     ]
     unknown_type = {"event_id": "u", "type": "never_heard_of_it", "ts": scenarios.T0, "user_id": "x"}
     records = [(None, json.dumps(e).encode()) for e in good]
@@ -102,7 +105,8 @@ def test_bad_records_land_in_the_dlq_with_reasons_while_good_events_flow(kafka_b
     assert len(letters) == len(bad)
     assert sorted(letter["offset"] for letter in letters) == [2 * i + 1 for i in range(len(bad))]
     reasons = [letter["reason"] for letter in sorted(letters, key=lambda letter: letter["offset"])]
-    for reason, expected in zip(reasons, ["not JSON", "event_id", "event_id", "ts", "user_id", "too large", "tombstone"]):
+    for reason, expected in zip(reasons, ["not JSON", "event_id", "event_id", "ts", "user_id", "too large", "tombstone",
+                                          "year 9999", "nest"]):
         assert expected in reason
     assert all(letter["topic"] == topics.events and letter["partition"] == 0 for letter in letters)
     triggers = read_json(kafka_bootstrap, topics.triggers, expected=len(scenarios.EXPECTED) + 1, timeout_s=10)

@@ -92,6 +92,7 @@ def test_events_are_keyed_by_the_payloads_user_key_and_timed_by_its_ts_and_the_r
         (b"k6", b'["an", "array"]'),
         (b"k7", None),
         (None, b'{"user_id": 7}'),
+        (None, b'{"user_id": "a", "ts": 1795600000000, "user_id": "b"}'),  # which user? refused
     ]
     produce(kafka_bootstrap, source, keyed + unkeyable)
     kafka = KafkaIO(local_environment(), kafka_bootstrap, group_id="io-events", bounded=True)
@@ -113,7 +114,8 @@ def test_events_are_keyed_by_the_payloads_user_key_and_timed_by_its_ts_and_the_r
         assert letter == expected
         assert value is None or base64.b64decode(letter["value_base64"]) == value
     reasons = [letter["reason"] for letter in letters]
-    for reason, expected in zip(reasons, ["not JSON", "user_id", "JSON object", "tombstone", "user_id"]):
+    for reason, expected in zip(reasons, ["not JSON", "user_id", "JSON object", "tombstone", "user_id",
+                                          "Duplicate field 'user_id'"]):
         assert expected in reason
 
 

@@ -36,6 +36,9 @@ def test_optional_objects_default_to_empty():
     (b'{"event_id":"e","type":"t","ts":"2026-11-25T10:00:00","user_id":"u"}', "no UTC offset"),
     (b'{"event_id":"e","type":"t","ts":1795614300000,"user_id":"u","params":[]}', "`$.params`"),
     (b'\xff\xfe', "not JSON"),
+    (b'{"event_id":"e","type":"t","ts":1000000000000000000000000000000,"user_id":"u"}', "after the year 9999"),
+    (b'{"event_id":"e","type":"t","ts":1795614300000,"user_id":"u","params":' + b'{"a":' * 10_000 + b"1"
+     + b"}" * 10_001, "nested too deep"),
 ])
 def test_invalid_events_raise_with_the_reason(raw, reason):
     with pytest.raises(InvalidEvent, match=re.escape(reason)):

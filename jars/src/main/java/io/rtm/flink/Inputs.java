@@ -11,6 +11,7 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonProcessingException;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.StreamReadFeature;
 import org.apache.flink.types.Row;
 
 /**
@@ -49,7 +50,9 @@ public final class Inputs {
             new TypeInformation<?>[] {Types.STRING, Types.STRING, INPUT},
             new String[] {"user_key", "reason", "input"});
 
-    private static final JsonFactory JSON = new JsonFactory();
+    // Repeated fields are refused: the engine's decoder could read another user key than this one.
+    private static final JsonFactory JSON =
+            JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
     private Inputs() {}
 
