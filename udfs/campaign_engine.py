@@ -14,7 +14,7 @@ record that fails to parse or makes the engine fail goes to the DLQ with the rea
 user's state is written only once everything for the record has succeeded, and the next
 record is processed.
 
-Time (DESIGN.md, "Time"): the engine settles what is due before each event, so timers only
+Time (docs/CONTRACTS.md, "Time"): the engine settles what is due before each event, so timers only
 serve users who go quiet. Each user has at most one event-time timer, at the engine's
 next deadline: when an event moves the deadline the timer moves with it (a delete and a
 register, two calls into the JVM, cost far less than a Python timer call that settles
@@ -32,7 +32,8 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedBroadcastProcessFunction, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from rtm.campaigns import CampaignError, CampaignSet
+from rtm.campaign_updates import apply_update
+from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules
@@ -119,23 +120,9 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if self._campaigns is None:
             campaigns = CampaignSet.from_definitions(self._bootstrap_campaigns)
             for campaign_id, definition in ctx.get_broadcast_state(CAMPAIGNS_STATE).items():
-                self._apply_update(campaigns, campaign_id, definition or None)
+                apply_update(campaigns, campaign_id, None if definition == RETIRED else definition)
             self._campaigns = campaigns
         return self._campaigns
-
-    @staticmethod
-    def _apply_update(campaigns: CampaignSet, campaign_id: str, definition: str | bytes | None) -> None:
-        if definition is None:
-            campaigns.retire(campaign_id)
-            return
-        try:
-            parsed = msgspec.json.decode(definition)
-        except msgspec.DecodeError as err:
-            raise ValueError(f"the definition of {campaign_id!r} is not JSON: {err}") from None
-        if not isinstance(parsed, dict) or parsed.get("id") != campaign_id:
-            found = parsed.get("id") if isinstance(parsed, dict) else None
-            raise ValueError(f"the message key {campaign_id!r} must equal the campaign id (found {found!r})")
-        campaigns.upsert(parsed)
 
     def process_broadcast_element(self, keyed, ctx):
         record = keyed[1]
@@ -145,8 +132,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             return
         campaigns = self._campaign_set(ctx)
         try:
-            self._apply_update(campaigns, record.key, record.value)
-        except (CampaignError, ValueError) as err:
+            apply_update(campaigns, record.key, record.value)
+        except ValueError as err:  # CampaignError among them
             # Every parallel instance sees the update; one reports it.
             self._rejected.inc()
             if self._reports_rejections:

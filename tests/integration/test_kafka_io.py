@@ -6,13 +6,14 @@ import json
 
 import pytest
 from pyflink.datastream import ProcessFunction
+from pyflink.java_gateway import get_gateway
 
 from jobs import kafka_io
 from jobs.environment import local_environment
 from jobs.kafka_io import EXACTLY_ONCE, KafkaIO
 from kafka_helpers import consume_all, produce
 from rtm.dlq import dead_letter
-from rtm.events import parse_ts
+from rtm.events import InvalidEvent, parse_event, parse_ts
 from udfs.rows import CAMPAIGN, DLQ, EVENT, routed_out
 
 OUT = "out"
@@ -117,6 +118,32 @@ def test_events_are_keyed_by_the_payloads_user_key_and_timed_by_its_ts_and_the_r
     for reason, expected in zip(reasons, ["not JSON", "user_id", "JSON object", "tombstone", "user_id",
                                           "Duplicate field 'user_id'"]):
         assert expected in reason
+
+
+# Every way an event can name its user; the last three name none.
+_WHO = [
+    {"user_id": "u", "anonymous_id": "a"}, {"anonymous_id": "a", "user_id": "u"}, {"user_id": "u"},
+    {"user_id": "u", "anonymous_id": None}, {"user_id": "u", "anonymous_id": ""},
+    {"user_id": None, "anonymous_id": "a"}, {"user_id": "", "anonymous_id": "a"}, {"anonymous_id": "a"},
+    {"user_id": 'ü 用户 "quoted"'},
+    {"user_id": "", "anonymous_id": ""}, {"user_id": None, "anonymous_id": None}, {},
+]
+
+
+def test_the_jvm_keys_every_event_by_the_user_key_the_engine_reads():
+    """The engine takes the key the JVM keyed an event by as the event's own: io.rtm.flink.Inputs
+    and rtm.events.user_key must never disagree."""
+    local_environment()  # puts rtm-flink.jar on the gateway's class path
+    inputs = get_gateway().jvm.io.rtm.flink.Inputs
+    for who in _WHO:
+        for ascii_only in (True, False):  # unicode escaped, and as UTF-8
+            raw = json.dumps({"event_id": "e", "type": "page_view", "ts": 1795600000000, **who},
+                             ensure_ascii=ascii_only).encode()
+            try:
+                engine_key = parse_event(raw).key
+            except InvalidEvent:
+                engine_key = None  # refused: no user key
+            assert inputs.read(EVENT, False, None, raw, "in", 0, 0).getField(0) == engine_key, raw
 
 
 def test_sink_writes_chosen_keys_and_tombstones_exactly_once(kafka_bootstrap, new_topic):

@@ -24,7 +24,7 @@ import org.apache.flink.types.Row;
  * input)}: the user key by which it is keyed, or the reason it cannot be keyed.
  *
  * <p>Of an event the JVM reads only what keying and watermarks need: {@code user_id} /
- * {@code anonymous_id} (the user key rule of the event contract) and {@code ts}. Whether the
+ * {@code anonymous_id} (the user key, docs/CONTRACTS.md "Event") and {@code ts}. Whether the
  * event is otherwise valid is the engine's call (rtm.events), so there is one home for the
  * contract.
  */
@@ -127,6 +127,8 @@ public final class Inputs {
         } catch (java.io.IOException err) {
             return Row.of(null, "not JSON: " + err.getMessage(), input);
         }
+        // The rule of rtm.events.user_key, which the engine applies to the same event; a test
+        // (tests/integration/test_kafka_io.py) fails if the two ever key an event differently.
         String userKey = userId != null && !userId.isEmpty() ? userId : anonymousId;
         if (userKey == null || userKey.isEmpty()) {
             return Row.of(null, "neither user_id nor anonymous_id is set: one is required (it is the user key)", input);
