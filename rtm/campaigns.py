@@ -9,7 +9,7 @@ the line (for YAML files), the field and what is allowed.
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -54,6 +54,10 @@ class Audience:
     segments: tuple[str, ...] = ()
     where: Expression | None = None
     exclude: tuple[EventFilter, ...] = ()
+    checks: bool = field(init=False)  # whether admits() can say no
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", bool(self.visitor or self.identity or self.segments or self.where))
 
     def admits(self, scope: Scope, errors: list[str]) -> bool:
         if self.visitor and scope["user"]["first_time"] != (self.visitor == "first_time"):
@@ -217,6 +221,8 @@ class CampaignSet:
 
     def __init__(self, campaigns: Iterable[Campaign] = ()) -> None:
         self._by_id: dict[str, Campaign] = {c.id: c for c in campaigns}
+        # The campaign of an id, or None: the dict's own get (called per campaign a user has state for).
+        self.get: Callable[[str], Campaign | None] = self._by_id.get
         self._reindex()
 
     @classmethod
@@ -255,9 +261,6 @@ class CampaignSet:
         if found:
             self._reindex()
         return found
-
-    def get(self, campaign_id: str) -> Campaign | None:
-        return self._by_id.get(campaign_id)
 
     def __contains__(self, campaign_id: object) -> bool:
         return campaign_id in self._by_id

@@ -25,7 +25,12 @@ def may_fire(limits: Limits, progress: Progress, ts: int, session: int) -> bool:
     recent = progress.recent
     if limits.cooldown is not None and recent and ts - recent[-1] < limits.cooldown:
         return False
-    return limits.per is None or sum(t > ts - limits.per for t in recent) < limits.max
+    if limits.per is None:
+        return True
+    since, count = ts - limits.per, 0
+    for t in recent:
+        count += t > since
+    return count < limits.max
 
 
 def count_completion(limits: Limits, progress: Progress, ts: int) -> None:
@@ -41,6 +46,10 @@ def still_counts(limits: Limits, progress: Progress, open_session: int | None, o
     `open_session` is the open session's number (None if none is open); `oldest_next` the
     earliest time an event may still be applied at.
     """
-    return ((progress.muted == open_session)
-            or (limits.lifetime_cap is not None and progress.fired > 0)
-            or any(t > oldest_next - limits.memory_ms for t in progress.recent))
+    if progress.muted == open_session or (limits.lifetime_cap is not None and progress.fired > 0):
+        return True
+    since = oldest_next - limits.memory_ms
+    for t in progress.recent:
+        if t > since:
+            return True
+    return False

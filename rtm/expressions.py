@@ -13,6 +13,7 @@ template context or a generator: ~0.5 us instead of ~4 us. Anything else (filter
 calls, inline if, ...) runs through Jinja2 itself.
 """
 
+import keyword
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
@@ -21,7 +22,8 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.compiler import operators as _COMPARISONS
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
-from jinja2.runtime import ChainableUndefined, Context, Undefined, missing
+from jinja2.nodes import EvalContext
+from jinja2.runtime import ChainableUndefined, Context, Undefined, missing, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
@@ -167,7 +169,7 @@ class Expression(_Compiled):
             self._render = _ENV.from_string(ast).root_render_func
         except TemplateSyntaxError as err:
             raise ExpressionError(f"{err.message} in {source!r}") from None
-        self._plain = _plain_python(expr)
+        self._plain = _plain_expression(expr)
 
     def evaluate(self, scope: Scope) -> Any:
         if self._plain is not None:
@@ -195,7 +197,6 @@ class Template(_Compiled):
     """A compiled text template; a string that is exactly one `{{ expr }}` keeps the value's type."""
 
     def __init__(self, source: str, bindings: Collection[str] = ()) -> None:
-        self._text: str | None = None
         try:
             ast = _ENV.parse(source)
             super().__init__(source, ast, bindings)
@@ -206,59 +207,64 @@ class Template(_Compiled):
             else:
                 self._native = None
                 self._template = _ENV.from_string(ast)
-                if not meta.find_undeclared_variables(ast):
-                    self._text = _constant_text(self._template)
+                self._plain = _plain_template(ast)
         except TemplateSyntaxError as err:
             raise ExpressionError(f"template error in {source!r}: {err.message}") from None
 
     def render(self, scope: Scope) -> Any:
         if self._native is not None:
             return _jsonable(self._native.evaluate(scope))
-        if self._text is not None:
-            return self._text
+        if self._plain is not None:
+            return self._plain(scope)
         return _ENV.concat(self._template.root_render_func(scope.context))
-
-
-def _constant_text(template: Any) -> str | None:
-    """The text of a template that reads no names: the same on every render (None if it fails)."""
-    try:
-        return _ENV.concat(template.root_render_func(Scope().context))
-    except Exception:  # noqa: BLE001 - it fails on every render then, and is reported there
-        return None
 
 
 class _NotPlain(Exception):
     """The expression uses something only Jinja2 itself evaluates."""
 
 
-_PLAIN_CONSTANTS = (str, int, float, bool, type(None))
+_LITERALS = (str, int, bool, type(None))  # repr() writes them back exactly (floats: inf and nan do not)
 _PLAIN_BINOPS = {nodes.Add: "+", nodes.Sub: "-", nodes.Div: "/", nodes.FloorDiv: "//", nodes.Mod: "%",
                  nodes.And: "and", nodes.Or: "or"}
 _PLAIN_UNOPS = {nodes.Not: "not ", nodes.Neg: "-", nodes.Pos: "+"}
+_EVAL_CONTEXT = EvalContext(_ENV, None)  # what `context.eval_ctx` is for every expression here
+_PASS_ARGS = {None: (), _PassArg.environment: (_ENV,), _PassArg.eval_context: (_EVAL_CONTEXT,)}
 
 
-def _plain_python(expr: nodes.Expr) -> Callable[[Scope], Any] | None:
-    """`expr` as one Python function of a Scope, or None when it needs Jinja2 itself.
+class _PlainPython:
+    """Jinja2 AST -> the Python that Jinja2's code generator writes for it, as one plain function.
 
-    The function's body is what Jinja2's code generator writes for the same AST (see
-    jinja2.compiler.CodeGenerator: names resolved once, `environment.getattr`,
-    `environment.getitem`, `call_binop` for the intercepted operators, tests called
-    directly), so it gives the same values and raises the same errors.
+    Same calls as jinja2.compiler.CodeGenerator writes (names resolved once from the
+    scope, `environment.getattr`/`getitem`, `call_binop` for the intercepted operators,
+    tests and filters called directly, `str_join` for `~`), so the same values and the
+    same errors; only without a template context and a generator. getattr's first case
+    (a dict holding the key) is written inline: it is the common one.
     """
-    constants: list[Any] = []
-    names: list[str] = []
 
-    def code(node: nodes.Node) -> str:
-        kind = type(node)
-        if kind is nodes.Const and type(node.value) in _PLAIN_CONSTANTS:
-            constants.append(node.value)
-            return f"_const[{len(constants) - 1}]"
+    def __init__(self) -> None:
+        self.constants: list[Any] = []
+        self.names: list[str] = []
+        self.temps = 0
+
+    def constant(self, value: Any) -> str:
+        if type(value) in _LITERALS:
+            return repr(value)
+        self.constants.append(value)
+        return f"_const[{len(self.constants) - 1}]"
+
+    def code(self, node: nodes.Node) -> str:
+        kind, code = type(node), self.code
+        if kind is nodes.Const and type(node.value) in (*_LITERALS, float):
+            return self.constant(node.value)
         if kind is nodes.Name and node.ctx == "load":
-            if node.name not in names:
-                names.append(node.name)
-            return f"_n{names.index(node.name)}"
+            if node.name not in self.names:
+                self.names.append(node.name)
+            return f"_n{self.names.index(node.name)}"
         if kind is nodes.Getattr:
-            return f"_getattr({code(node.node)}, {node.attr!r})"
+            self.temps += 1
+            obj, key = f"_t{self.temps}", repr(node.attr)
+            return f"({obj}[{key}] if type({obj} := {code(node.node)}) is dict and {key} in {obj} " \
+                   f"else _getattr({obj}, {key}))"
         if kind is nodes.Getitem and not isinstance(node.arg, nodes.Slice):
             return f"_getitem({code(node.node)}, {code(node.arg)})"
         if kind is nodes.Compare:
@@ -269,29 +275,64 @@ def _plain_python(expr: nodes.Expr) -> Callable[[Scope], Any] | None:
             return f"_binop(None, {node.operator!r}, {code(node.left)}, {code(node.right)})"
         if kind in _PLAIN_UNOPS:
             return f"({_PLAIN_UNOPS[kind]}{code(node.node)})"
-        if kind is nodes.Test and not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs):
-            test = _ENV.tests.get(node.name)
-            if test is not None and _PassArg.from_obj(test) is None:
-                constants.append(test)
-                return f"_const[{len(constants) - 1}]({code(node.node)})"
-        if kind in (nodes.List, nodes.Tuple) and node.ctx == "load":
+        if kind in (nodes.Test, nodes.Filter) and node.node is not None:
+            return self.call(_ENV.tests if kind is nodes.Test else _ENV.filters, node)
+        if kind is nodes.Concat:
+            return "_str_join((" + "".join(f"{code(n)}, " for n in node.nodes) + "))"
+        if kind is nodes.CondExpr:
+            otherwise = code(node.expr2) if node.expr2 is not None else self.constant(
+                f"the inline if-expression on line {node.lineno} evaluated to false and no else section was defined.")
+            if node.expr2 is None:
+                otherwise = f"_cond_undefined({otherwise})"
+            return f"({code(node.expr1)} if {code(node.test)} else {otherwise})"
+        if kind is nodes.List or (kind is nodes.Tuple and node.ctx == "load"):
             items = ", ".join(code(item) for item in node.items)
             return f"[{items}]" if kind is nodes.List else f"({items}{',' if len(node.items) == 1 else ''})"
         raise _NotPlain
 
+    def call(self, functions: Mapping[str, Callable[..., Any]], node: nodes.Test | nodes.Filter) -> str:
+        function = functions.get(node.name)
+        pass_arg = _PassArg.from_obj(function) if function is not None else None
+        if function is None or pass_arg not in _PASS_ARGS or node.dyn_args or node.dyn_kwargs \
+                or any(not k.key.isidentifier() or keyword.iskeyword(k.key) for k in node.kwargs):
+            raise _NotPlain
+        args = [self.constant(a) for a in _PASS_ARGS[pass_arg]] + [self.code(node.node)]
+        args += [self.code(a) for a in node.args] + [f"{k.key}={self.code(k.value)}" for k in node.kwargs]
+        return f"{self.constant(function)}({', '.join(args)})"
+
+    def function(self, body: str) -> Callable[[Scope], Any]:
+        lines = ["def plain(scope):"]
+        for i, name in enumerate(self.names):
+            lines += [f"    _n{i} = scope.get({name!r}, _missing)",
+                      f"    if _n{i} is _missing: _n{i} = _undefined(name={name!r})"]
+        lines.append(f"    return {body}")
+        namespace = {"_const": self.constants, "_missing": missing, "_undefined": _ENV.undefined,
+                     "_getattr": _ENV.getattr, "_getitem": _ENV.getitem, "_binop": _ENV.call_binop,
+                     "_str_join": str_join, "_cond_undefined": Undefined}
+        exec(compile("\n".join(lines), "<condition>", "exec"), namespace)  # noqa: S102 - built from the AST
+        return namespace["plain"]
+
+
+def _plain_expression(expr: nodes.Expr) -> Callable[[Scope], Any] | None:
+    """`expr` as one Python function of a Scope, or None when it needs Jinja2 itself."""
+    python = _PlainPython()
     try:
-        body = code(expr)
+        return python.function(python.code(expr))
     except _NotPlain:
         return None
-    lines = ["def plain(scope):"]
-    for i, name in enumerate(names):
-        lines += [f"    _n{i} = scope.get({name!r}, _missing)",
-                  f"    if _n{i} is _missing: _n{i} = _undefined(name={name!r})"]
-    lines.append(f"    return {body}")
-    namespace = {"_const": constants, "_missing": missing, "_undefined": _ENV.undefined, "_getattr": _ENV.getattr,
-                 "_getitem": _ENV.getitem, "_binop": _ENV.call_binop}
-    exec(compile("\n".join(lines), "<condition>", "exec"), namespace)  # noqa: S102 - built from the AST above
-    return namespace["plain"]
+
+
+def _plain_template(ast: nodes.Template) -> Callable[[Scope], str] | None:
+    """A template of text and `{{ expressions }}` (no statements) as one Python function of a Scope."""
+    python = _PlainPython()
+    try:
+        if not all(isinstance(n, nodes.Output) for n in ast.body):
+            raise _NotPlain
+        parts = [repr(n.data) if isinstance(n, nodes.TemplateData) else f"str({python.code(n)})"
+                 for output in ast.body for n in output.nodes]
+        return python.function(f"''.join(({''.join(p + ', ' for p in parts)}))")
+    except _NotPlain:
+        return None
 
 
 class Payload:
@@ -413,7 +454,8 @@ def prune(event: Mapping[str, Any], paths: Collection[tuple[str, ...]]) -> dict[
     for path in paths:
         value: Any = event
         for key in path:
-            if not isinstance(value, Mapping) or key not in value:
+            # A dict first: an ABC isinstance check costs as much as the rest of the loop.
+            if not (type(value) is dict or isinstance(value, Mapping)) or key not in value:
                 break
             value = value[key]
         else:

@@ -37,12 +37,25 @@ START_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30
 
 
+def taskmanager_id(n: int) -> str:
+    """The id (Flink's resource id, shown by the REST API) of the cluster's n-th TaskManager."""
+    return f"taskmanager-{n}"
+
+
 @dataclass
 class Cluster:
-    """A running cluster, as recorded in its state file; the JobManager's pid comes first."""
+    """A running cluster, as recorded in its state file; the JobManager's pid comes first,
+    then the TaskManagers' in the order of their ids."""
 
     rest_port: int
     pids: list[int]
+
+    def taskmanager_pid(self, resource_id: str) -> int:
+        """The pid of the TaskManager with this id (REST: `taskmanager-id`)."""
+        ids = [taskmanager_id(n) for n in range(len(self.pids) - 1)]
+        if resource_id not in ids:
+            raise RtmError(f"{resource_id!r} is not a TaskManager that `rtm cluster start` started ({', '.join(ids)})")
+        return self.pids[1 + ids.index(resource_id)]
 
     @property
     def address(self) -> str:
@@ -202,7 +215,9 @@ def start(rest_port: int | None = None, taskmanagers: int = 1) -> Cluster:
     ports = ["-D", f"rest.port={rest_port}", "-D", f"jobmanager.rpc.port={processes.free_port()}"]
     pids = [_launch("jobmanager.sh", ports, env, log_dir() / "jobmanager.console")]
     pids += [
-        _launch("taskmanager.sh", ports, env, log_dir() / f"taskmanager-{n}.console") for n in range(taskmanagers)
+        _launch("taskmanager.sh", [*ports, "-D", f"taskmanager.resource-id={taskmanager_id(n)}"], env,
+                log_dir() / f"{taskmanager_id(n)}.console")
+        for n in range(taskmanagers)
     ]
     cluster = Cluster(rest_port, pids)
     _state_file().write_text(json.dumps(asdict(cluster)))

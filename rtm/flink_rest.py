@@ -59,11 +59,22 @@ class FlinkRest:
         return sorted(self._call("GET", "/jobs/overview")["jobs"], key=lambda job: job["start-time"])
 
     def job(self, job_id: str) -> dict:
-        """The job's details (name, state, vertices) and `failure`: its latest exception, if any."""
+        """The job's details (name, state, vertices), `failure`: its latest exception, if
+        any, `taskmanagers`: the ids of the TaskManagers running its tasks, and
+        `checkpoint`: its latest completed checkpoint (id, external_path, ...) and
+        `restored`: the checkpoint it last restarted from (id, external_path, ...), if any."""
         path = self._job_path(job_id)
         details = self._call("GET", path)
         entries = self._call("GET", f"{path}/exceptions?maxExceptions=1")["exceptionHistory"]["entries"]
         details["failure"] = _root_cause(entries[0]["stacktrace"]) if entries else None
+        details["taskmanagers"] = sorted({
+            taskmanager["taskmanager-id"]
+            for vertex in details["vertices"]
+            for taskmanager in self._call("GET", f"{path}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]
+            if taskmanager["status"] == "RUNNING"
+        })
+        latest = self._call("GET", f"{path}/checkpoints").get("latest") or {}
+        details["checkpoint"], details["restored"] = latest.get("completed"), latest.get("restored")
         return details
 
     def cancel(self, job_id: str) -> str:

@@ -14,7 +14,7 @@ from rtm import caps
 from rtm.campaigns import Campaign
 from rtm.expressions import prune
 from rtm.patterns import INITIAL, Transition
-from rtm.state import Progress, Run, UserState
+from rtm.state import Progress, Run
 from rtm.views import EventScope
 
 
@@ -37,11 +37,13 @@ def step(campaign: Campaign, scope: EventScope, synthetic: bool, errors: list[st
     user, etype = scope.user, scope.type
     progress = user.progress.get(campaign.id)
     run = progress.run if progress is not None else None
-    exclude = campaign.audience.exclude
-    if exclude and not synthetic and any(f.matches(etype, False, scope, errors, "audience.exclude") for f in exclude):
-        progress = _progress(user, campaign)
-        progress.muted, progress.run = user.sessions, None
-        return MUTED
+    if not synthetic:
+        for exclusion in campaign.audience.exclude:
+            if exclusion.matches(etype, False, scope, errors, "audience.exclude"):
+                if progress is None:
+                    progress = user.progress[campaign.id] = Progress(campaign.fingerprint)
+                progress.muted, progress.run = user.sessions, None
+                return MUTED
     ended = False
     if run is not None:
         if ((pattern.within is not None and scope.ts - run.start > pattern.within)
@@ -64,27 +66,23 @@ def step(campaign: Campaign, scope: EventScope, synthetic: bool, errors: list[st
                     return IGNORED
                 return _take(campaign, progress, run, transition, scope)
     not_started = DROPPED if ended else IGNORED
-    if not campaign.wakes[INITIAL].has(etype, synthetic) or not caps.may_start(campaign.limits, progress,
-                                                                                 user.sessions):
+    starts = campaign.wakes[INITIAL]  # Types.has, inlined
+    if not (etype in starts.names or (starts.any and not synthetic)) \
+            or not caps.may_start(campaign.limits, progress, user.sessions):
         return not_started
     transition = pattern.next_transition(INITIAL, etype, synthetic, scope, errors)
-    if transition is None or not campaign.audience.admits(scope, errors):
+    audience = campaign.audience
+    if transition is None or (audience.checks and not audience.admits(scope, errors)):
         return not_started
-    progress = _progress(user, campaign)
-    progress.run = Run(INITIAL, scope.ts, user.sessions)
-    return _take(campaign, progress, progress.run, transition, scope)
-
-
-def _progress(user: UserState, campaign: Campaign) -> Progress:
-    progress = user.progress.get(campaign.id)
     if progress is None:
         progress = user.progress[campaign.id] = Progress(campaign.fingerprint)
-    return progress
+    run = progress.run = Run(INITIAL, scope.ts, user.sessions)
+    return _take(campaign, progress, run, transition, scope)
 
 
 def _take(campaign: Campaign, progress: Progress, run: Run, transition: Transition, scope: EventScope) -> Outcome:
     """Follow a transition that matched the event."""
-    if transition.drops:  # a state machine back in its initial state
+    if transition.target == INITIAL:  # a state machine back in its initial state
         progress.run = None
         return DROPPED
     pattern = campaign.pattern

@@ -90,10 +90,6 @@ class Transition:
     bind: str | None = None
     label: str = ""  # where the transition was written, for error reports
 
-    @property
-    def drops(self) -> bool:
-        return self.target == INITIAL
-
 
 @dataclass(frozen=True, slots=True)
 class Absence:
@@ -142,7 +138,10 @@ class Pattern:
         return None
 
     def cancels(self, event_type: str, synthetic: bool, scope: Scope, errors: list[str]) -> bool:
-        return any(f.matches(event_type, synthetic, scope, errors, "pattern.unless") for f in self.unless)
+        for f in self.unless:
+            if f.matches(event_type, synthetic, scope, errors, "pattern.unless"):
+                return True
+        return False
 
 
 def compile_pattern(spec: Mapping[str, Any]) -> Pattern:

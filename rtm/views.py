@@ -51,7 +51,7 @@ class EventScope(Scope):
 
     def get(self, name: str, default: Any = None) -> Any:
         if name == "event":
-            return self.event
+            return self._event if self._event is not None else self.event
         if name == "session":
             if self._session is None:
                 user = self.user

@@ -53,12 +53,18 @@ def list_jobs(jobmanager):
 @jobmanager_option
 @click.argument("job_id")
 def status(jobmanager, job_id):
-    """The job's state, its operators' states and its latest failure, if any."""
+    """The job's state, its operators' states, the TaskManagers running it, its latest
+    checkpoint and its latest failure, if any."""
     job = _rest(jobmanager).job(job_id)
     started = datetime.fromtimestamp(job["start-time"] / 1000, timezone.utc).isoformat(timespec="seconds")
     click.echo(f"job: {job['jid']}\nname: {job['name']}\nstate: {job['state']}\nstarted: {started}")
     for vertex in job["vertices"]:
         click.echo(f"  {vertex['status']:<10} {vertex['name']} (parallelism {vertex['parallelism']})")
+    click.echo(f"taskmanagers: {', '.join(job['taskmanagers']) or '(none)'}")
+    if job["checkpoint"]:
+        click.echo(f"latest checkpoint: {job['checkpoint']['id']} at {job['checkpoint']['external_path']}")
+    if job["restored"]:
+        click.echo(f"restored from checkpoint: {job['restored']['id']} at {job['restored']['external_path']}")
     if job["failure"]:
         click.echo(f"latest failure: {job['failure']}")
 
@@ -67,7 +73,8 @@ def status(jobmanager, job_id):
 @jobmanager_option
 @click.argument("job_id")
 def cancel(jobmanager, job_id):
-    """Cancel the job without a savepoint (state is lost; see `rtm jobs savepoint --stop`)."""
+    """Cancel the job without a savepoint. Its latest checkpoint is kept (`rtm jobs status`
+    shows it; `rtm submit --from-savepoint` resumes from it too)."""
     state = _rest(jobmanager).cancel(job_id)
     click.echo(f"job {job_id}: {state}")
 

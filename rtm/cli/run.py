@@ -4,9 +4,10 @@
 it with the cluster's environment as the context object, so one code path builds the job.
 """
 
-import contextlib
 import dataclasses
+import functools
 import signal
+import threading
 from pathlib import Path
 
 import click
@@ -86,33 +87,30 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     env = environment() if environment else local_environment(_recovery(bootstrap, job_topics, bounded, fresh))
     if parallelism is not None:
         env.set_parallelism(parallelism)
-    with _stopped_by_signals(local=environment is None):
-        campaign_job.run(
-            env, bootstrap, startup.definitions(campaigns), rules,
-            topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
-        )
+    run_job = functools.partial(
+        campaign_job.run, env, bootstrap, startup.definitions(campaigns), rules,
+        topics=job_topics, bounded=bounded, delivery=delivery, idle_timeout_ms=idle_timeout,
+    )
+    if environment:  # the cluster's client: `flink run -d` returns at once
+        run_job()
+    else:
+        _run_until_stopped(run_job)
 
 
-class _Stopped(Exception):
-    pass
-
-
-def _stop(signum, frame):
-    raise _Stopped(signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(local: bool):
-    """Ctrl-C (or SIGTERM) ends a local run with a line saying that its state is kept. Not
-    a KeyboardInterrupt: py4j would log a traceback for that."""
-    if not local:
-        yield
-        return
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+def _run_until_stopped(run_job) -> None:
+    """Run the job on the MiniCluster until it ends, or until Ctrl-C or SIGTERM cancel it:
+    cancelled, its last checkpoint is kept (flink-conf/config.yaml), and the next run resumes
+    from it. (Python sees Ctrl-C alone: PyFlink's JVM ignores SIGINT.)"""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
-    except _Stopped as stopped:
-        click.echo(f"stopped by {stopped}: the next `rtm run` over these topics resumes from the last checkpoint "
+        client = run_job(detached=True)
+        while not stop.wait(0.5):
+            if client.get_job_status().result().is_globally_terminal_state():
+                client.get_job_execution_result().result()  # raises the job's failure, if it failed
+                return
+        client.cancel().result()
+        click.echo("stopped: the next `rtm run` over these topics resumes from the last checkpoint "
                    "(--fresh starts empty)", err=True)
     finally:
         for sig, handler in previous.items():
