@@ -127,8 +127,11 @@ def _compact(user: UserState, campaigns: CampaignSet, config: EngineConfig) -> N
     """Forget campaign standings that can no longer change an outcome."""
     oldest_next = user.last_seen - config.allowed_lateness_ms  # the oldest event still applied
     open_session = user.sessions if user.session is not None else None
-    spent = [cid for cid, p in user.progress.items()
-             if p.run is None and not caps.still_counts(campaigns.get(cid).limits, p, open_session, oldest_next)]
+    spent = []
+    for cid, progress in user.progress.items():
+        if progress.run is None and not caps.still_counts(campaigns.get(cid).limits, progress, open_session,
+                                                          oldest_next):
+            spent.append(cid)
     for cid in spent:
         del user.progress[cid]
 
@@ -214,7 +217,7 @@ def _feed(scope: EventScope, synthetic: bool, depth: int, deadlines: dict[str, i
         reported = len(errors)
         progress = user.progress.get(cid)
         waited = progress is not None and progress.run is not None and progress.run.deadline is not None
-        outcome = step(campaign, scope, synthetic, errors)
+        outcome = step(campaign, progress, scope, synthetic, errors)
         if outcome is not IGNORED:
             progress = user.progress[cid]
             if outcome is AWAITING:

@@ -31,11 +31,12 @@ class Outcome(Enum):
 IGNORED, MUTED, DROPPED, ADVANCED, AWAITING, COMPLETED = Outcome
 
 
-def step(campaign: Campaign, scope: EventScope, synthetic: bool, errors: list[str]) -> Outcome:
-    """Offer the scope's event to the campaign's partial match in `user.progress` (started if none is)."""
+def step(campaign: Campaign, progress: Progress | None, scope: EventScope, synthetic: bool,
+         errors: list[str]) -> Outcome:
+    """Offer the scope's event to the campaign's partial match: `progress`, the user's standing
+    with the campaign (None for none yet: then it goes into user.progress if the event counts)."""
     pattern = campaign.pattern
     user, etype = scope.user, scope.type
-    progress = user.progress.get(campaign.id)
     run = progress.run if progress is not None else None
     if not synthetic:
         for exclusion in campaign.audience.exclude:

@@ -39,10 +39,9 @@ def view(session: Session | None, user_key: str, with_id: bool = True) -> dict[s
     """
     if session is None:
         return {}
-    view = {"id": session_id(user_key, session.start)} if with_id else {}
-    view.update(index=session.index, start=session.start, count=session.count, pages=session.pages,
-                platform=session.platform, duration_ms=session.last - session.start)
-    return view
+    view = {"index": session.index, "start": session.start, "count": session.count, "pages": session.pages,
+            "platform": session.platform, "duration_ms": session.last - session.start}
+    return {"id": session_id(user_key, session.start), **view} if with_id else view
 
 
 def record(kind: str, session: Session, user_key: str, user_id: str | None,
