@@ -29,16 +29,14 @@ def _warn(message: str) -> None:
 
 
 def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
-    from jobs.campaign_job import Topics
-
-    names = [field.name for field in dataclasses.fields(Topics)]
+    names = [field.name for field in dataclasses.fields(settings.Topics)]
     chosen = {}
     for value in values:
         name, _, topic = value.partition("=")
         if name not in names or not topic:
             raise click.BadParameter(f"{value!r} is not NAME=TOPIC with NAME one of {', '.join(names)}")
         chosen[name] = topic
-    return Topics(**chosen)
+    return settings.Topics(**chosen)
 
 
 @click.command()
@@ -77,9 +75,7 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     from jobs.environment import local_environment
 
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
-    topics.ensure_topics(
-        bootstrap, dataclasses.astuple(job_topics), compacted=(job_topics.profiles, job_topics.campaigns)
-    )
+    topics.ensure_topics(bootstrap, dataclasses.astuple(job_topics), compacted=job_topics.compacted)
     campaigns = startup.with_topic(startup.folder_campaigns(campaigns_dir), bootstrap, job_topics.campaigns, _warn)
     rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
