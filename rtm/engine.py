@@ -63,14 +63,15 @@ def apply_event(state: bytes | None, event: Event, campaigns: CampaignSet, profi
     """Settle what is due by the event's time, then apply the event (unless a duplicate)."""
     user = decode_state(state)
     id_hash = _id_hash(event.event_id)
-    out = Result(None, None)
-    profile = profile or _EMPTY_PROFILE
-    deadlines: dict[str, int] = {}
     if user is not None:
         if id_hash in user.seen:
             return Result(state, _next_deadline(user, absence_deadlines(user), config), duplicate=True)
         if event.ts < user.last_seen - config.allowed_lateness_ms:
             return Result(state, _next_deadline(user, absence_deadlines(user), config), late=True)
+    out = Result(None, None)
+    profile = profile or _EMPTY_PROFILE
+    deadlines: dict[str, int] = {}
+    if user is not None:
         _reconcile(user, campaigns)
         deadlines = absence_deadlines(user)
         user = _settle(user, deadlines, event.ts, campaigns, profile, config, out)

@@ -6,7 +6,7 @@ from typing import Any
 import msgspec
 
 
-class Session(msgspec.Struct, array_like=True):
+class Session(msgspec.Struct, array_like=True, gc=False):  # part of the user's state (rtm.state)
     index: int  # 1 for the user's first session
     start: int
     last: int  # event time of the latest event

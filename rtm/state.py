@@ -3,6 +3,8 @@
 It holds, per campaign, only the partial match (state number, start, matched ids, the
 bound fields later conditions read, the absence deadline) and the caps: never the
 events themselves. The layout is what savepoints hold: change it only compatibly.
+A state is a tree, never a cycle, so the garbage collector need not track it (gc=False):
+one is decoded per event.
 """
 
 from typing import Any
@@ -12,7 +14,7 @@ import msgspec
 from rtm.sessions import Session
 
 
-class Run(msgspec.Struct, array_like=True):
+class Run(msgspec.Struct, array_like=True, gc=False):
     """A partial match: where it is, since when, and what later steps need."""
 
     state: int
@@ -23,7 +25,7 @@ class Run(msgspec.Struct, array_like=True):
     deadline: int | None = None  # set while waiting for the absence
 
 
-class Progress(msgspec.Struct, array_like=True):
+class Progress(msgspec.Struct, array_like=True, gc=False):
     """One user's standing with one campaign."""
 
     fingerprint: int
@@ -33,7 +35,7 @@ class Progress(msgspec.Struct, array_like=True):
     muted: int = 0  # session index in which `audience.exclude` suppressed the campaign
 
 
-class UserState(msgspec.Struct, array_like=True):
+class UserState(msgspec.Struct, array_like=True, gc=False):
     last_seen: int  # largest event time applied
     first_seen: int
     user_id: str | None

@@ -57,9 +57,8 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     warn = lambda message: click.echo(message, err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
     result = run_preview(CampaignSet(loaded), read_events(events_path, warn), profiles, until, engine_config)
-    encoder = msgspec.json.Encoder()
-    for trigger in result.triggers:
-        click.echo(encoder.encode(trigger))
+    encode = msgspec.json.Encoder().encode
+    click.echo(b"".join(encode(trigger) + b"\n" for trigger in result.triggers), nl=False)  # one write, not one per line
     for error in result.errors:
         warn(f"warning: {error}")
     skipped = f", {result.late} late" if result.late else ""
