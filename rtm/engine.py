@@ -9,6 +9,7 @@ completed matches the caps allow (rtm.caps), encode the state.
 """
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,7 @@ def _absence_passed(user: UserState, deadlines: dict[str, int], campaign: Campai
     scope = EventScope(marker, user, profile, False, campaigns.reads_session_id)
     signal = _fire(campaign, progress, run, scope, scope.event_id, out)
     if signal is not None:
-        _feed(scope.for_event(signal), True, 1, deadlines, campaigns, config, out)
+        _feed_signal(scope.for_event(signal), 1, deadlines, campaigns, config, out)
 
 
 # -- events -----------------------------------------------------------------------------
@@ -189,31 +190,42 @@ def _apply(user: UserState | None, deadlines: dict[str, int], event: Event, id_h
                                             user.anonymous_id))
     else:
         sessions.touch(user.session, ts, is_page)
-    _remember(user, id_hash, ts, config)
-    _feed(EventScope(event, user, profile, first_time, campaigns.reads_session_id), False, 0, deadlines, campaigns,
-          config, out)
-    return user
-
-
-def _remember(user: UserState, id_hash: int, ts: int, config: EngineConfig) -> None:
-    seen = user.seen
+    seen = user.seen  # remember the id, forget those past the dedup horizon (oldest first)
     seen[id_hash] = ts
     cutoff = user.last_seen - config.dedup_horizon_ms
     while len(seen) > config.dedup_max_ids or next(iter(seen.values())) < cutoff:
         del seen[next(iter(seen))]
+    visits = _visits(user, event.type, False, campaigns)
+    if visits:
+        _feed(EventScope(event, user, profile, first_time, campaigns.reads_session_id), visits, False, 0, deadlines,
+              campaigns, config, out)
+    return user
 
 
-def _feed(scope: EventScope, synthetic: bool, depth: int, deadlines: dict[str, int], campaigns: CampaignSet,
-          config: EngineConfig, out: Result) -> None:
-    """Offer one event to the campaigns that consume its type, in campaign id order."""
-    user, etype = scope.user, scope.type
-    visit = campaigns.starting(etype, synthetic)
-    woken = _woken(user, etype, synthetic, campaigns) if user.progress else None
-    if woken:
-        visit = sorted((*visit, *woken), key=_campaign_id)
+def _visits(user: UserState, etype: str, synthetic: bool, campaigns: CampaignSet) -> Sequence[Campaign]:
+    """The campaigns that consume an event of this type, in campaign id order: those that start
+    on it, and those whose partial match consumes it."""
+    visits = campaigns.starting(etype, synthetic)
+    woken = None
+    for cid, progress in user.progress.items():
+        run = progress.run
+        if run is not None:
+            campaign = campaigns.get(cid)
+            wakes = campaign.wakes
+            if not wakes[INITIAL].has(etype, synthetic):  # else it starts on the type: visited anyway
+                now = wakes[campaign.pattern.waiting if run.deadline is not None else run.state]
+                if etype in now.names or (now.any and not synthetic):
+                    woken = [campaign] if woken is None else [*woken, campaign]
+    return visits if woken is None else sorted((*visits, *woken), key=_campaign_id)
+
+
+def _feed(scope: EventScope, visits: Sequence[Campaign], synthetic: bool, depth: int, deadlines: dict[str, int],
+          campaigns: CampaignSet, config: EngineConfig, out: Result) -> None:
+    """Offer one event to the campaigns that consume it (`visits`, from _visits), in order."""
+    user = scope.user
     errors = out.errors
     emitted = []
-    for campaign in visit:
+    for campaign in visits:
         cid = campaign.id
         reported = len(errors)
         progress = user.progress.get(cid)
@@ -237,22 +249,15 @@ def _feed(scope: EventScope, synthetic: bool, depth: int, deadlines: dict[str, i
             errors.append(f"synthetic event {signal['type']!r} dropped: emits nested deeper than "
                           f"{config.max_emit_depth}; check campaigns that emit what they listen to")
             continue
-        _feed(scope.for_event(signal), True, depth + 1, deadlines, campaigns, config, out)
+        _feed_signal(scope.for_event(signal), depth + 1, deadlines, campaigns, config, out)
 
 
-def _woken(user: UserState, etype: str, synthetic: bool, campaigns: CampaignSet) -> list[Campaign]:
-    """Campaigns whose partial match consumes the type, beyond those that start on it."""
-    woken = []
-    for cid, progress in user.progress.items():
-        run = progress.run
-        if run is not None:
-            campaign = campaigns.get(cid)
-            wakes = campaign.wakes
-            if not wakes[INITIAL].has(etype, synthetic):  # else it starts on the type: visited anyway
-                now = wakes[campaign.pattern.waiting if run.deadline is not None else run.state]
-                if etype in now.names or (now.any and not synthetic):
-                    woken.append(campaign)
-    return woken
+def _feed_signal(scope: EventScope, depth: int, deadlines: dict[str, int], campaigns: CampaignSet,
+                 config: EngineConfig, out: Result) -> None:
+    """Offer a synthetic event (an emit campaign's) to the campaigns that listen to its type."""
+    visits = _visits(scope.user, scope.type, True, campaigns)
+    if visits:
+        _feed(scope, visits, True, depth, deadlines, campaigns, config, out)
 
 
 def _campaign_id(campaign: Campaign) -> str:

@@ -5,7 +5,9 @@ events in file order; at the end event time stops at the largest event time (or
 `until`) and everything due by then is settled (DESIGN.md, "Time").
 """
 
+import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,20 +65,36 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
     out = PreviewResult()
     states: dict[str, bytes] = {}
     latest = None
-    for event in events:
-        if until is not None and event.ts > until:
-            out.after_until += 1
-            continue
-        key = event.key
-        out.events += 1
-        _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config))
-        latest = event.ts if latest is None else max(latest, event.ts)
-    out.users = len(states)
-    end = latest if until is None else until
-    if end is not None:
-        for key in sorted(states):
-            _collect(out, states, key, settle(states[key], end, campaigns, profiles.get(key), config))
+    with _without_cycle_collection():
+        for event in events:
+            ts = event.ts
+            if until is not None and ts > until:
+                out.after_until += 1
+                continue
+            key = event.key
+            out.events += 1
+            _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config))
+            if latest is None or ts > latest:
+                latest = ts
+        out.users = len(states)
+        end = latest if until is None else until
+        if end is not None:
+            for key in sorted(states):
+                _collect(out, states, key, settle(states[key], end, campaigns, profiles.get(key), config))
     return out
+
+
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """The engine makes no reference cycles, so the cyclic collector would only walk the growing
+    lists of triggers and sessions again and again: ~10% of a preview's time. Paused meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _collect(out: PreviewResult, states: dict[str, bytes], key: str, result: Result) -> None:
