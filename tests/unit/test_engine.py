@@ -207,3 +207,21 @@ def test_state_size_of_typical_users_is_small(shipped, capsys):
         print("\nengine state size (bytes):", ", ".join(f"{k}: {v}" for k, v in sizes.items()))
     assert sizes["one page view"] < 200
     assert max(sizes.values()) < 3000  # the dedup ids (<= 128 x 18 bytes) dominate busy users
+
+
+def test_a_campaign_reading_the_session_id_gets_the_id_of_the_session_records():
+    campaigns = campaign_set("""
+id: needs_id
+version: 1
+pattern: {steps: [{event: page_view, where: session.pages == 2}]}
+action: {channel: push, endpoint: p, data: {session: "{{ session.id }}"}}
+""", """
+id: no_id
+version: 1
+pattern: {steps: [{event: page_view, where: session.pages == 1}]}
+action: {channel: push, endpoint: p, data: {pages: "{{ session.pages }}"}}
+""")
+    assert campaigns.reads_session_id and not campaigns.get("no_id").reads_session_id
+    user = User(campaigns)
+    user.send(pv("p1", 0), pv("p2", SEC))
+    assert [t["data"] for t in user.triggers] == [{"pages": 1}, {"session": user.sessions[0]["session_id"]}]

@@ -83,3 +83,56 @@ def test_a_payload_renders_every_string_and_names_the_field_of_an_error():
     assert payload.render(Scope({})) == {"a": [2, 3], "b": {"c": "x2"}}
     with pytest.raises(ExpressionError, match=r"action.data.b\[0\]"):
         Payload({"b": ["{{ nope }}"]}, (), "action.data")
+
+
+# Jinja2 itself, in the same sandbox: the oracle for conditions and templates compiled to plain Python.
+from rtm.expressions import _ENV as SANDBOX  # noqa: E402
+
+SCOPES = [
+    {"event": {"params": {"n": 2, "s": "hello", "l": [3, 1, 2], "k": "s", "f": 1.5, "d": {"e": 7}, "section": "hats"},
+               "context": {"app": "game"}}, "profile": {"attributes": {"ltv": 2000}}, "session": {"pages": 3}},
+    {"event": {"params": {"n": None, "s": 3, "l": [], "k": "zz", "f": "x", "d": {}}}, "session": {}},
+    {"event": {"params": {"n": "x", "s": None, "l": "abc", "section": ""}}, "session": {"pages": "3"}},
+    {},
+]
+
+
+def outcome(compute):
+    try:
+        return "value", compute()
+    except Exception as err:  # noqa: BLE001 - the error is what is compared
+        return type(err).__name__, str(err)
+
+
+@pytest.mark.parametrize("source", [
+    "session.pages == 3", "event.params.section is defined and event.params.section", "event.context.app == 'game'",
+    "profile.attributes.ltv > 1000", "event.params.n + 1", "event.params.n * 'ab'", "event.params.n ** 2",
+    "not event.params.n", "-event.params.n", "1 < event.params.n < 5", "event.params.n in [1, 2, 3]",
+    "event.params.s ~ 'x'", "event.params['s']", "event.params[event.params.k]", "event.params.keys is defined",
+    "event.params.s | upper", "event.missing | default('d', true)", "event.params.l | first", "event.params.l | sort",
+    "event.params.l | join('-')", "event.params | tojson", "event.params.n is divisibleby 2", "event.params.n / 0",
+    "event.params.n if event.params.zz", "event.params.d.e", "event.params.n > 'a'", "event.__class__",
+])
+def test_conditions_compiled_to_python_give_jinja2s_values_and_errors(source):
+    expression, jinja = Expression(source), SANDBOX.compile_expression(source, undefined_to_none=True)
+    for vars in SCOPES:
+        assert outcome(lambda: expression.evaluate(Scope(vars))) == outcome(lambda: jinja(**vars)), vars
+
+
+@pytest.mark.parametrize("source", [
+    "Your game{{ ' ' ~ event.params.s if event.params.s }} misses you.", "{{ event.params.s | title }}: {{ session }}",
+    "New in {{ event.params.section | title }}{{ ', ' ~ profile.attributes.name if profile.attributes.name }}!",
+    "{{ event.params.l | join(', ') }} {{ 1 / event.params.n }}", "just text\n",
+])
+def test_templates_compiled_to_python_render_as_jinja2_does(source):
+    template, jinja = Template(source), SANDBOX.from_string(source)
+    for vars in SCOPES:
+        assert outcome(lambda: template.render(Scope(vars))) == outcome(lambda: jinja.render(**vars)), vars
+
+
+@pytest.mark.parametrize("source, reads", [
+    ("session.pages == 3", False), ("event.session.id", False), ("session.id", True), ("session['id']", True),
+    ("session | length", True), ("session.get('pages')", True), ("session[event.params.k]", True),
+])
+def test_an_expression_knows_whether_it_reads_the_session_id(source, reads):
+    assert Expression(source).reads_session_id is reads
