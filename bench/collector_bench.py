@@ -33,6 +33,8 @@ def event(index: int) -> dict:
 
 def producer_alone(bootstrap: str, topic: str, record: bytes, rate: float, seconds: float) -> list[float]:
     producer = kafka_clients.new_producer(bootstrap, acks="all")
+    producer.produce(topic, value=record)
+    producer.flush(30)  # connected, with its idempotent producer id: as warm as the collector's
     latencies: list[float] = []
     start = time.perf_counter()
     for index in range(int(rate * seconds)):
