@@ -104,15 +104,15 @@ def _next_deadline(user: UserState, deadlines: dict[str, int], config: EngineCon
 
 def _reconcile(user: UserState, campaigns: CampaignSet) -> None:
     """Drop state of retired campaigns and partial matches of replaced versions."""
-    retired = []
+    retired = None
     for cid, progress in user.progress.items():
         campaign = campaigns.get(cid)
         if campaign is None:
-            retired.append(cid)
+            retired = [cid] if retired is None else [*retired, cid]
         elif progress.fingerprint != campaign.fingerprint:
             progress.fingerprint = campaign.fingerprint
             progress.run = None
-    for cid in retired:
+    for cid in retired or ():
         del user.progress[cid]
 
 
@@ -129,12 +129,12 @@ def _compact(user: UserState, campaigns: CampaignSet, config: EngineConfig) -> N
     """Forget campaign standings that can no longer change an outcome."""
     oldest_next = user.last_seen - config.allowed_lateness_ms  # the oldest event still applied
     open_session = user.sessions if user.session is not None else None
-    spent = []
+    spent = None
     for cid, progress in user.progress.items():
         if progress.run is None and not caps.still_counts(campaigns.get(cid).limits, progress, open_session,
                                                           oldest_next):
-            spent.append(cid)
-    for cid in spent:
+            spent = [cid] if spent is None else [*spent, cid]
+    for cid in spent or ():
         del user.progress[cid]
 
 

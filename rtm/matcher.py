@@ -69,7 +69,7 @@ def step(campaign: Campaign, progress: Progress | None, scope: EventScope, synth
     not_started = DROPPED if ended else IGNORED
     starts = campaign.wakes[INITIAL]  # Types.has, inlined
     if not (etype in starts.names or (starts.any and not synthetic)) \
-            or not caps.may_start(campaign.limits, progress, user.sessions):
+            or (progress is not None and not caps.may_start(campaign.limits, progress, user.sessions)):
         return not_started
     transition = pattern.next_transition(INITIAL, etype, synthetic, scope, errors)
     audience = campaign.audience
