@@ -82,7 +82,7 @@ SQL_MATCHES = """CREATE TEMPORARY TABLE bench_matches (
 SQL_PATTERN = """INSERT INTO bench_matches
 SELECT user_key, first_event_id, last_event_id, event_time
 FROM (
-  SELECT COALESCE(`user_id`, `anonymous_id`) AS user_key, `event_id`, `type`, `ts`, `rowtime`
+  SELECT COALESCE(NULLIF(`user_id`, ''), `anonymous_id`) AS user_key, `event_id`, `type`, `ts`, `rowtime`
   FROM bench_events
 ) MATCH_RECOGNIZE (
   PARTITION BY user_key
