@@ -18,7 +18,7 @@ Rows (their types are declared once, in Java: io.rtm.flink.Inputs and RoutedReco
 (udfs.rows has what the Python functions need of them.)
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyflink.common import Duration, Row, Types, WatermarkStrategy
 from pyflink.common.typeinfo import _from_java_type
@@ -32,6 +32,8 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 from pyflink.java_gateway import get_gateway
+
+from rtm import kafka_config
 
 AT_LEAST_ONCE = "at-least-once"
 EXACTLY_ONCE = "exactly-once"
@@ -118,6 +120,9 @@ class KafkaIO:
     delivery: str = AT_LEAST_ONCE
     # Bounded: read each topic up to the end offsets it has when the job starts, then finish.
     bounded: bool = False
+    # Kafka client settings for every source and sink (security: SASL, TLS); default: the
+    # file of --kafka-config or RTM_KAFKA_CONFIG (rtm.kafka_config), if any.
+    properties: dict[str, str] = field(default_factory=kafka_config.java)
 
     def __post_init__(self):
         if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
@@ -144,6 +149,8 @@ class KafkaIO:
             .set_property("commit.offsets.on.checkpoint", "true")
             .set_property("client.id.prefix", f"{self.group_id}-{kind}")
         )
+        for key, value in self.properties.items():
+            builder.set_property(key, value)
         if self.bounded:
             builder.set_bounded(KafkaOffsetsInitializer.latest())
         builder._j_builder.setDeserializer(_rtm().KafkaInputs(kind, wall_clock))
@@ -176,6 +183,8 @@ class KafkaIO:
             # Each exactly-once sink needs its own prefix, stable across restarts.
             builder.set_transactional_id_prefix(f"{self.group_id}-{uid}")
             builder.set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
+        for key, value in self.properties.items():
+            builder.set_property(key, value)
         builder._j_builder.setRecordSerializer(_rtm().RoutedRecords(j_topics))
         records.sink_to(builder.build()).name(name).uid(uid)
 

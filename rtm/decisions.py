@@ -40,6 +40,7 @@ from typing import Annotated
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from rtm import kafka_config
 from rtm.errors import RtmError
 
 log = logging.getLogger(__name__)
@@ -200,9 +201,9 @@ class TriggerFeed:
 
     def _read(self) -> None:
         self.store = MessageStore(self.store_path)  # this thread's own connection
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "rtm-serve",
-                             "enable.auto.commit": False, "isolation.level": "read_committed",
-                             "fetch.wait.max.ms": 100})
+        consumer = Consumer(kafka_config.librdkafka({"bootstrap.servers": self.bootstrap, "group.id": "rtm-serve",
+                                                     "enable.auto.commit": False, "isolation.level": "read_committed",
+                                                     "fetch.wait.max.ms": 100}))
         try:
             metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
             if metadata.error is not None:

@@ -37,7 +37,7 @@ import msgspec
 import requests
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
-from rtm import settings
+from rtm import kafka_config, settings
 from rtm.dlq import dead_letter
 from rtm.errors import RtmError
 
@@ -259,9 +259,10 @@ def run(bootstrap: str, channel: str, *, store_path: Path, group_id: str,
     store = SentStore(store_path)
     deliverer = Deliverer(
         channel, sender_for(channel, timeout_s), store,
-        Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True}), dlq_topic, retry, stop,
+        Producer(kafka_config.librdkafka({"bootstrap.servers": bootstrap, "enable.idempotence": True})), dlq_topic,
+        retry, stop,
     )
-    consumer = Consumer({
+    consumer = Consumer(kafka_config.librdkafka({
         "bootstrap.servers": bootstrap,
         "group.id": group_id,
         "enable.auto.commit": False,
@@ -271,7 +272,7 @@ def run(bootstrap: str, channel: str, *, store_path: Path, group_id: str,
         # The group drops a member that has not polled for this long: let one record's
         # retries run to the end first.
         "max.poll.interval.ms": int(max(300, retry.longest_handling_s(timeout_s) + 60) * 1000),
-    })
+    }))
     counts: Counter[Outcome] = Counter()
     quiet_since = None  # None until partitions are assigned: joining the group is not idling
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from rtm import jars, processes, settings
+from rtm import jars, kafka_config, processes, settings
 from rtm.errors import RtmError
 from rtm.waiting import WaitFailed, wait_until
 
@@ -38,10 +38,10 @@ _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{sasl_listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{sasl_listener}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={log_dirs}
 num.partitions=1
@@ -54,6 +54,12 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 # A development broker keeps everything: replayed events carry old timestamps.
 log.retention.ms=-1
+"""
+
+# With `sasl_users`: a second listener that takes only SASL/PLAIN logins of those users.
+_SASL_PROPERTIES = """\
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required {users};
 """
 
 START_TIMEOUT_S = 90
@@ -69,10 +75,16 @@ class Broker:
     data_dir: str
     temporary: bool
     log_file: str
+    sasl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """The SASL_PLAINTEXT listener (mechanism PLAIN), if started with SASL users."""
+        return None if self.sasl_port is None else f"127.0.0.1:{self.sasl_port}"
 
 
 def _state_file() -> Path:
@@ -125,8 +137,9 @@ def _format_storage(java: str, classpath: str, config: Path, data_dir: Path, log
         raise RtmError(f"formatting Kafka storage in {data_dir} failed:\n{formatted.stdout}{formatted.stderr}")
 
 
-def start(port: int | None = None, data_dir: str | None = None) -> Broker:
-    """Start a broker unless one is already recorded and alive; return it."""
+def start(port: int | None = None, data_dir: str | None = None, sasl_users: dict[str, str] | None = None) -> Broker:
+    """Start a broker unless one is already recorded and alive; return it. With
+    `sasl_users` (name: password), it also listens for SASL/PLAIN logins of those users."""
     existing = running()
     if existing:
         if port is not None and port != existing.port:
@@ -134,6 +147,9 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
                 f"a broker is already running at {existing.bootstrap}: "
                 "stop it first with `rtm kafka stop`, or use it"
             )
+        if sasl_users and existing.sasl_port is None:
+            raise RtmError(f"a broker without SASL users is already running at {existing.bootstrap}: "
+                           "stop it first with `rtm kafka stop`")
         return existing
 
     java = processes.java()
@@ -143,6 +159,7 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
     elif not processes.port_is_free(port):
         raise RtmError(f"port {port} on 127.0.0.1 is taken: choose another with --port, or stop what uses it")
     controller_port = processes.free_port()
+    sasl_port = processes.free_port() if sasl_users else None
 
     temporary = data_dir is None
     data = Path(data_dir or tempfile.mkdtemp(prefix="rtm-kafka-")).resolve()
@@ -154,7 +171,10 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
     log4j.write_text(_LOG4J2_CONFIG.format(log_file=log_file))
     config = home / "server.properties"
     config.write_text(
-        _SERVER_PROPERTIES.format(port=port, controller_port=controller_port, log_dirs=data / "logs")
+        _SERVER_PROPERTIES.format(port=port, controller_port=controller_port, log_dirs=data / "logs",
+                                  sasl_listener=f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}" if sasl_users else "")
+        + (_SASL_PROPERTIES.format(users=" ".join(f'user_{name}="{password}"' for name, password in sasl_users.items()))
+           if sasl_users else "")
     )
     _format_storage(java, classpath, config, data / "logs", log_file)
 
@@ -176,7 +196,7 @@ def start(port: int | None = None, data_dir: str | None = None) -> Broker:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command; stop signals the whole group
         )
-    broker = Broker(process.pid, port, str(data), temporary, str(log_file))
+    broker = Broker(process.pid, port, str(data), temporary, str(log_file), sasl_port)
     _state_file().write_text(json.dumps(asdict(broker)))
 
     try:
@@ -206,7 +226,10 @@ def stop() -> Broker | None:
 
 
 def resolve_bootstrap(bootstrap: str | None) -> str:
-    """`bootstrap` when given; else the broker `rtm kafka start` left running, or a new one."""
+    """`bootstrap` when given; else bootstrap.servers of the Kafka client settings
+    (--kafka-config), else the broker `rtm kafka start` left running, or a new one."""
     if bootstrap:
         return bootstrap
+    if kafka_config.bootstrap():
+        return kafka_config.bootstrap()
     return start().bootstrap

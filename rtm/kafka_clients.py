@@ -5,6 +5,7 @@ from collections.abc import Iterable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
+from rtm import kafka_config
 from rtm.errors import RtmError
 
 
@@ -13,7 +14,7 @@ def new_producer(bootstrap: str, **config) -> Producer:
     `config` adds or changes librdkafka settings (dots as underscores: linger_ms=5)."""
     settings = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
     settings.update({key.replace("_", "."): value for key, value in config.items()})
-    return Producer(settings)
+    return Producer(kafka_config.librdkafka(settings))
 
 
 def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes | None]]) -> int:
@@ -35,7 +36,10 @@ def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes 
                 producer.poll(0.1)
         producer.poll(0)
         count += 1
-    if producer.flush(30) or failures:
+    deadline = time.monotonic() + 30
+    while len(producer) and time.monotonic() < deadline:  # poll, not flush: a refused login raises at once
+        producer.poll(0.1)
+    if len(producer) or failures:
         raise RtmError(f"writing to {topic} at {bootstrap} failed: {failures[:3] or 'not acknowledged in 30 s'}")
     return count
 
@@ -44,6 +48,7 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     except KafkaException as err:
+        consumer.poll(0)  # a refused login raises here, saying so (kafka_config's error_cb)
         raise RtmError(f"cannot reach Kafka to read {topic}: {err}") from err
     if metadata.error is not None:
         raise RtmError(f"cannot read topic {topic}: {metadata.error.str()}")
@@ -58,8 +63,8 @@ def read(bootstrap: str, topic: str, *, from_beginning: bool, to_end: bool = Fal
     (time.monotonic()), or, with `to_end`, at the end offsets the topic had when
     reading began.
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rtm-cli", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    consumer = Consumer(kafka_config.librdkafka({"bootstrap.servers": bootstrap, "group.id": "rtm-cli",
+                                                 "enable.auto.commit": False, "isolation.level": "read_committed"}))
     try:
         partitions = _partitions(consumer, topic)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END

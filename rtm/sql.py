@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from py4j.protocol import Py4JJavaError
 
-from rtm import flink_config, settings
+from rtm import flink_config, kafka_config, settings
 from rtm.errors import RtmError
 
 # The template variables and their defaults; `rtm sql run --set NAME=VALUE` overrides
@@ -62,7 +62,9 @@ def variables(bootstrap: str, bounded: bool = False, overrides: dict[str, str] |
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise RtmError(f"unknown SQL variable {', '.join(unknown)}: the variables are {', '.join(DEFAULTS)}")
-    values = {**DEFAULTS, **overrides, "bootstrap": bootstrap, "bounded": bounded}
+    # The Kafka client settings of --kafka-config (SASL, TLS) for every table, as properties.*.
+    values = {**DEFAULTS, **overrides, "bootstrap": bootstrap, "bounded": bounded,
+              "kafka_properties": kafka_config.java()}
     for name in DURATIONS:
         if not _DURATION.fullmatch(values[name]):
             raise RtmError(

@@ -3,7 +3,7 @@
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from rtm import settings
+from rtm import kafka_config, settings
 from rtm.errors import RtmError
 
 
@@ -15,10 +15,11 @@ def ensure_topics(
     The `compacted` ones (the campaigns and profiles topics) keep the latest value per
     key, the current definition or profile, and a tombstone removes it.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_config.librdkafka({"bootstrap.servers": bootstrap}))
     try:
         existing = set(admin.list_topics(timeout=10).topics)
     except KafkaException as err:
+        admin.poll(0)  # a refused login raises here, saying so (kafka_config's error_cb)
         raise RtmError(f"cannot reach Kafka at {bootstrap}: {err.args[0].str()}; is the broker up "
                        "(`rtm kafka status`), and is --bootstrap right?") from err
     wanted = [

@@ -3,16 +3,39 @@
 import dataclasses
 import functools
 
+from pathlib import Path
+
 import click
 
+from rtm import kafka_config
 from rtm.engine import DEFAULT_CONFIG
+from rtm.errors import RtmError
 from rtm.events import InvalidEvent, parse_ts
 from rtm.patterns import FieldError, parse_duration
 
-bootstrap_option = click.option(
-    "--bootstrap", metavar="HOST:PORT",
-    help="Kafka bootstrap servers (default: the broker `rtm kafka start` left running, or a new one).",
+def _use_kafka_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    try:
+        kafka_config.use(value)
+    except RtmError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+_kafka_config_option = click.option(
+    "--kafka-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), expose_value=False,
+    is_eager=True, callback=_use_kafka_config,
+    help=f"Kafka client settings (Kafka's client.properties: security.protocol, sasl.*, ssl.*, bootstrap.servers) "
+    f"for every Kafka client of this command and of the job [default: ${kafka_config.ENV_VAR}].",
 )
+_bootstrap_option = click.option(
+    "--bootstrap", metavar="HOST:PORT",
+    help="Kafka bootstrap servers (default: bootstrap.servers of --kafka-config, else the broker `rtm kafka start` "
+    "left running, or a new one).",
+)
+
+
+def bootstrap_option(command):
+    """--bootstrap and --kafka-config: where Kafka is, and how to talk to it."""
+    return _bootstrap_option(_kafka_config_option(command))
 
 
 def _parse_until(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

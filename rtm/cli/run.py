@@ -101,9 +101,10 @@ def _run_until_stopped(run_job) -> None:
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         client = run_job(detached=True)
+        ended = client.get_job_execution_result()
         while not stop.wait(0.5):
-            if client.get_job_status().result().is_globally_terminal_state():
-                client.get_job_execution_result().result()  # raises the job's failure, if it failed
+            if ended.done():
+                ended.result()  # raises the job's failure, if it failed
                 return
         client.cancel().result()
         click.echo("stopped: the next `rtm run` over these topics resumes from the last checkpoint "
