@@ -44,6 +44,17 @@ def load(conf_dir: Path = settings.FLINK_CONF_DIR, overrides: dict | None = None
     return flat
 
 
+def prometheus_reporter() -> Path:
+    """Flink's Prometheus reporter jar, as the PyFlink wheel ships it (plugins/metrics-prometheus)."""
+    import pyflink
+
+    folder = Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus"
+    found = sorted(folder.glob("flink-metrics-prometheus-*.jar"))
+    if not found:
+        raise RtmError(f"Flink's Prometheus reporter is missing from {folder}: reinstall apache-flink (`make install`)")
+    return found[-1]
+
+
 def local_overrides() -> dict[str, str]:
     """What a MiniCluster in this process needs on top of the shared file."""
     return {
@@ -52,6 +63,10 @@ def local_overrides() -> dict[str, str]:
         "python.client.executable": sys.executable,
         # The jars travel with the job; a cluster has them in its lib dir instead.
         "pipeline.jars": ";".join(jar.as_uri() for jar in jars.job_jars()),
+        # A MiniCluster loads metric reporters from its own classpath, not from plugins/
+        # (without this: "The reporter factory (...PrometheusReporterFactory) could not be
+        # found ... Available factories: []"); PyFlink puts pipeline.classpaths on it.
+        "pipeline.classpaths": prometheus_reporter().as_uri(),
         # A MiniCluster is one TaskManager (one embedded CPython: extra slots add no CPU),
         # but a job at parallelism up to 4 must find its slots there.
         "taskmanager.numberOfTaskSlots": "4",

@@ -118,9 +118,22 @@ def _flink_class_constants() -> bytes:
 
 
 def is_flink_key(key: str) -> bool:
-    """Whether Flink 2.x defines this option (as a whole string constant in a class file)."""
-    encoded = key.encode()
-    return b"\x01" + len(encoded).to_bytes(2, "big") + encoded in _flink_class_constants()
+    """Whether Flink 2.x defines this option (as a whole string constant in a class file).
+    `metrics.reporter.<name>.<option>` is a reporter's option: Flink's own
+    (factory.class, ...) or the Prometheus reporter's (port)."""
+    reporter = re.fullmatch(r"metrics\.reporter\.[^.]+\.(.+)", key)
+    constants = _flink_class_constants() + (_reporter_class_constants() if reporter else b"")
+    encoded = (reporter.group(1) if reporter else key).encode()
+    return b"\x01" + len(encoded).to_bytes(2, "big") + encoded in constants
+
+
+@functools.cache
+def _reporter_class_constants() -> bytes:
+    """The class files of the Prometheus reporter that the wheel ships in plugins/."""
+    jar = (Path(pyflink.__file__).parent / "plugins" / "metrics-prometheus"
+           / f"flink-metrics-prometheus-{flink_version()}.jar")
+    with zipfile.ZipFile(jar) as archive:
+        return b"".join(archive.read(n) for n in archive.namelist() if n.endswith(".class"))
 
 
 @functools.cache
