@@ -1,26 +1,46 @@
-"""The `rtm` command line: one group per concept, each in its own module."""
+"""The `rtm` command line: one group per concept, each in its own module.
 
+Commands are imported when they are run, not all at start-up: `rtm campaigns preview`
+should not pay for the HTTP servers' or Flink's imports.
+"""
+
+import importlib
 import sys
 
 import click
 
 from rtm.errors import RtmError
-from rtm.cli.campaigns import campaigns
-from rtm.cli.cluster import cluster
-from rtm.cli.collect import collect
-from rtm.cli.demo import demo
-from rtm.cli.deliver import deliver
-from rtm.cli.events import events
-from rtm.cli.jobs import jobs, submit
-from rtm.cli.kafka import kafka
-from rtm.cli.run import backtest, run
-from rtm.cli.serve import serve
-from rtm.cli.shop import shop
-from rtm.cli.sql import sql
-from rtm.cli.triggers import triggers
+
+# Command name -> "module:attribute" of its click command.
+_COMMANDS = {
+    "backtest": "rtm.cli.run:backtest",
+    "campaigns": "rtm.cli.campaigns:campaigns",
+    "cluster": "rtm.cli.cluster:cluster",
+    "collect": "rtm.cli.collect:collect",
+    "deliver": "rtm.cli.deliver:deliver",
+    "demo": "rtm.cli.demo:demo",
+    "events": "rtm.cli.events:events",
+    "jobs": "rtm.cli.jobs:jobs",
+    "kafka": "rtm.cli.kafka:kafka",
+    "run": "rtm.cli.run:run",
+    "serve": "rtm.cli.serve:serve",
+    "shop": "rtm.cli.shop:shop",
+    "sql": "rtm.cli.sql:sql",
+    "submit": "rtm.cli.jobs:submit",
+    "triggers": "rtm.cli.triggers:triggers",
+}
 
 
 class _Main(click.Group):
+    def list_commands(self, ctx):
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in _COMMANDS:
+            return None
+        module, attribute = _COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -37,20 +57,3 @@ def main():
     Campaigns are YAML files; events arrive on Kafka; every match leaves as a
     trigger on Kafka. Run `rtm COMMAND --help` for each command.
     """
-
-
-main.add_command(kafka)
-main.add_command(triggers)
-main.add_command(campaigns)
-main.add_command(demo)
-main.add_command(sql)
-main.add_command(deliver)
-main.add_command(events)
-main.add_command(run)
-main.add_command(backtest)
-main.add_command(cluster)
-main.add_command(submit)
-main.add_command(jobs)
-main.add_command(collect)
-main.add_command(serve)
-main.add_command(shop)

@@ -367,8 +367,9 @@ def deployment_conf() -> dict[str, str]:
 def rtm_command(*names: str):
     command = rtm_cli
     for name in names:
-        assert name in command.commands, f"`rtm {' '.join(names)}`: no command {name!r}"
-        command = command.commands[name]
+        found = command.get_command(None, name)
+        assert found is not None, f"`rtm {' '.join(names)}`: no command {name!r}"
+        command = found
     return command
 
 
