@@ -1,9 +1,10 @@
 """Campaign definitions: load (YAML files or JSON from rtm.campaigns), validate, compile.
 
-Validation has two layers: the JSON Schema (campaigns/campaign.schema.json, shared
-with editors) checks the structure; compiling checks what a schema cannot (conditions,
-templates, bindings, state names). Every problem becomes an Issue naming the source,
-the line (for YAML files), the field and what is allowed.
+Validation has two layers: the JSON Schema (rtm/campaign.schema.json, package data, so the
+library needs no checkout; campaigns/campaign.schema.json links to it for editors) checks
+the structure; compiling checks what a schema cannot (conditions, templates, bindings, state
+names). Every problem becomes an Issue naming the source, the line (for YAML files), the
+field and what is allowed.
 """
 
 import hashlib
@@ -24,7 +25,7 @@ from rtm.expressions import ExpressionError, Expression, Payload, Scope, Templat
 from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
                           compile_pattern, parse_duration)
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "campaigns" / "campaign.schema.json"
+SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,7 @@ class Campaign:
 
 
 def _schema_validator() -> jsonschema.Draft202012Validator:
-    try:
-        schema = json.loads(SCHEMA_PATH.read_text())
-    except OSError as err:
-        raise RtmError(f"cannot read the campaign schema {SCHEMA_PATH}: {err.strerror}; "
-                       "run from a checkout or an editable install") from None
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
 _validator = cache(_schema_validator)

@@ -254,9 +254,9 @@ def resolve_jobmanager(jobmanager: str | None) -> str:
     return cluster.address
 
 
-# What a job's Python code needs from the checkout: the packages, and campaigns/ for the
-# campaign schema. The checkout itself also holds .venv/, which -pyfs would zip and ship.
-_SHIPPED = ("rtm", "jobs", "udfs", "campaigns")
+# What a job's Python code needs from the checkout: the packages. The checkout itself also
+# holds .venv/, which -pyfs would zip and ship.
+_SHIPPED = ("rtm", "jobs", "udfs")
 
 
 def _python_files() -> Path:
