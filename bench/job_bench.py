@@ -35,12 +35,12 @@ from pathlib import Path
 
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from jobs import campaign_job
 from jobs.environment import local_environment
 from kafka_io_bench import create_topic
-from rtm import generator, kafka_broker, kafka_clients, settings
+from rtm import flink_config, generator, kafka_broker, kafka_clients, settings
 from rtm.campaigns import load_paths
 from rtm.events import user_key
 from rtm.time_rules import TimeRules
@@ -183,7 +183,10 @@ class EndOffsets:
 
 def sql_job(overrides: dict, bootstrap: str, events_topic: str, matches_topic: str, bounded: bool):
     """Submit the MATCH_RECOGNIZE job; returns its TableResult."""
-    t_env = StreamTableEnvironment.create(local_environment(overrides))
+    # A TableEnvironment of its own, as rtm sql run makes: StreamTableEnvironment.create over
+    # a DataStream environment registers pipeline.classpaths twice, which Flink refuses.
+    settings = EnvironmentSettings.new_instance().in_streaming_mode()
+    t_env = TableEnvironment.create(settings.with_configuration(flink_config.local_configuration(overrides)).build())
     bounded_option = "'scan.bounded.mode' = 'latest-offset'," if bounded else ""
     t_env.execute_sql(SQL_EVENTS.format(topic=events_topic, bootstrap=bootstrap, bound=OUT_OF_ORDERNESS_S,
                                         bounded=bounded_option))
