@@ -50,7 +50,7 @@ DEFAULT_TTL_S = {"popup": 30 * 60}
 
 
 class PullTrigger(msgspec.Struct):
-    """The fields of a trigger (DESIGN.md) that the decisions API reads; it serves all of it."""
+    """The fields of a trigger (docs/CONTRACTS.md, "Trigger") that the decisions API reads; it serves all of it."""
 
     trigger_id: Annotated[str, msgspec.Meta(min_length=1)]
     channel: str

@@ -2,7 +2,7 @@
 
 The Flink job keeps one serialised UserState (rtm.state) per user key and calls
 apply_event for each event and settle when the user's timer fires; preview calls the
-same functions over files, so both give the same triggers. Rules of time: DESIGN.md,
+same functions over files, so both give the same triggers. Rules of time: docs/CONTRACTS.md,
 "Time". One call: decode the state, settle what falls due (rtm.schedule), offer the
 event to each campaign that consumes its type (one rtm.matcher step each), fire the
 completed matches the caps allow (rtm.caps), encode the state.

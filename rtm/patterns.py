@@ -103,7 +103,6 @@ class Absence:
 class Pattern:
     transitions: tuple[tuple[Transition, ...], ...]  # per state, in priority order
     final: frozenset[int]
-    state_names: tuple[str, ...]
     bindings: tuple[str, ...]
     within: int | None = None
     same_session: bool = False
@@ -147,9 +146,9 @@ class Pattern:
 def compile_pattern(spec: Mapping[str, Any]) -> Pattern:
     """A schema-valid `pattern:` mapping to a Pattern; raises FieldError."""
     if "steps" in spec:
-        transitions, final, names, bindings = _compile_steps(spec["steps"])
+        transitions, final, bindings = _compile_steps(spec["steps"])
     else:
-        transitions, final, names, bindings = _compile_machine(spec["machine"])
+        transitions, final, bindings = _compile_machine(spec["machine"])
     absence = None
     if "absence" in spec:
         a = spec["absence"]
@@ -159,7 +158,6 @@ def compile_pattern(spec: Mapping[str, Any]) -> Pattern:
     return Pattern(
         transitions=transitions,
         final=final,
-        state_names=names,
         bindings=bindings,
         within=parse_duration(spec["within"], "pattern.within") if "within" in spec else None,
         same_session=bool(spec.get("same_session", False)),
@@ -183,7 +181,6 @@ def _step_bounds(step: Mapping[str, Any], field: str) -> tuple[int, int | None]:
 
 def _compile_steps(steps: Sequence[Mapping[str, Any]]):
     states: list[list[Transition]] = [[]]
-    names = ["start"]
     bindings: list[str] = []
     exits = [INITIAL]  # states from which the next step may be entered
     for i, step in enumerate(steps):
@@ -195,9 +192,7 @@ def _compile_steps(steps: Sequence[Mapping[str, Any]]):
         # The last step completes on its `low`-th event; others keep counting up to `high`.
         count = low if last or high is None else high
         first = len(states)
-        for c in range(1, count + 1):
-            states.append([])
-            names.append(f"step {i + 1}" + (f" ({c}x)" if count > 1 else ""))
+        states.extend([] for _ in range(count))
         label = f"{field}.where"
         for s in exits:
             # Entering the next step goes first: a satisfied repeat gives way (reluctant).
@@ -208,7 +203,7 @@ def _compile_steps(steps: Sequence[Mapping[str, Any]]):
             states[first + count - 1].append(Transition(filt, first + count - 1, bind, label))
         exits = list(range(first + low - 1, first + count))
     final = frozenset({len(states) - 1})
-    return tuple(tuple(s) for s in states), final, tuple(names), tuple(bindings)
+    return tuple(tuple(s) for s in states), final, tuple(bindings)
 
 
 def _compile_machine(spec: Mapping[str, Any]):
@@ -234,7 +229,7 @@ def _compile_machine(spec: Mapping[str, Any]):
         if states[index[name]]:
             raise FieldError(field, f"{name!r} has outgoing transitions, but a match completes on entering it")
         final.add(index[name])
-    return tuple(tuple(s) for s in states), frozenset(final), tuple(index), tuple(bindings)
+    return tuple(tuple(s) for s in states), frozenset(final), tuple(bindings)
 
 
 def _new_binding(name: str | None, bindings: list[str], field: str) -> str | None:

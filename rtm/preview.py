@@ -2,7 +2,7 @@
 
 It calls the very apply_event/settle the Flink job calls, one user state per key,
 events in file order; at the end event time stops at the largest event time (or
-`until`) and everything due by then is settled (DESIGN.md, "Time").
+`until`) and everything due by then is settled (docs/CONTRACTS.md, "Time").
 """
 
 import gc

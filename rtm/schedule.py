@@ -1,4 +1,4 @@
-"""What falls due for one user, and when (DESIGN.md, "Time").
+"""What falls due for one user, and when (docs/CONTRACTS.md, "Time").
 
 Three kinds of item fall due: a campaign's absence deadline, the end of the open session
 (its last event plus the gap), and the user's expiry (idle too long). The engine scans

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from rtm.events import user_key
 from rtm.sessions import Session
 
 
@@ -47,7 +48,7 @@ class UserState(msgspec.Struct, array_like=True, gc=False):
 
     @property
     def key(self) -> str:
-        return self.user_id or self.anonymous_id  # type: ignore[return-value]
+        return user_key(self.user_id, self.anonymous_id)  # type: ignore[return-value]
 
 
 encode_state = msgspec.msgpack.Encoder().encode

@@ -1,4 +1,4 @@
-"""Trigger records (DESIGN.md "Trigger"): deterministic ids and the holdout split."""
+"""Trigger records (docs/CONTRACTS.md, "Trigger"): deterministic ids and the holdout split."""
 
 import hashlib
 from collections.abc import Sequence

@@ -53,7 +53,11 @@ class _LocalRun:
     def __init__(self, args, home: Path, log: Path):
         self.log = log
         self.offset = log.stat().st_size if log.exists() else 0
-        self.process = subprocess.Popen([RTM, "run", *args], env={**os.environ, "RTM_HOME": str(home)},
+        # A process-mode job earlier in this test process ran its Python worker in loopback
+        # here, which marks the process as a UDF worker (PYFLINK_GATEWAY_DISABLED); a child
+        # `rtm run` is a client that must start its own gateway.
+        env = {key: value for key, value in os.environ.items() if key != "PYFLINK_GATEWAY_DISABLED"}
+        self.process = subprocess.Popen([RTM, "run", *args], env={**env, "RTM_HOME": str(home)},
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=log.open("ab"), start_new_session=True)
 
