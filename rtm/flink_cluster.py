@@ -160,6 +160,11 @@ def overview(cluster: Cluster) -> dict | None:
         return None
 
 
+def _registered(overview: dict) -> int:
+    """TaskManagers that have registered with their slots (each has at least one)."""
+    return min(overview.get("taskmanagers", 0), overview.get("slots-total", 0))
+
+
 def _recorded() -> Cluster | None:
     state = _state_file()
     return Cluster(**json.loads(state.read_text())) if state.exists() else None
@@ -223,7 +228,8 @@ def start(rest_port: int | None = None, taskmanagers: int = 1) -> Cluster:
     _state_file().write_text(json.dumps(asdict(cluster)))
 
     try:
-        wait_until(lambda: (overview(cluster) or {}).get("taskmanagers", 0) >= taskmanagers, START_TIMEOUT_S, 0.3,
+        # A TaskManager shows in the overview before its slots do: wait for both.
+        wait_until(lambda: _registered(overview(cluster) or {}) >= taskmanagers, START_TIMEOUT_S, 0.3,
                    f"{taskmanagers} TaskManagers on {cluster.rest}", give_up=lambda: not all(map(processes.alive, pids)))
     except WaitFailed:
         stop()

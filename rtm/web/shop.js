@@ -94,12 +94,18 @@ $("#popup-close").addEventListener("click", () => {
   showNextPopup();
 });
 
+// Resolves once the feed listens (or after 3 s, or without one): the page's first event
+// waits for it, since the feed sends only what arrives after it connected.
 function followTriggers() {
   if (!CONFIG.feed) {
     $("#triggers").append(element("li", {}, "start rtm serve with --feed to list every trigger here"));
-    return;
+    return Promise.resolve();
   }
   const feed = new EventSource(`${CONFIG.serve}/v1/triggers/stream`);
+  const listening = new Promise((resolve) => {
+    feed.addEventListener("open", resolve, { once: true });
+    setTimeout(resolve, 3000);
+  });
   feed.addEventListener("trigger", (message) => {
     const trigger = JSON.parse(message.data);
     const item = element("li", { class: trigger.holdout ? "holdout" : "" },
@@ -110,6 +116,7 @@ function followTriggers() {
     item.dataset.userKey = trigger.user_key;
     $("#triggers").prepend(item);
   });
+  return listening;
 }
 
 // --- Pages ----------------------------------------------------------------------------
@@ -217,5 +224,4 @@ window.addEventListener("hashchange", route);
 showIdentity();
 saveCart();
 listen();
-followTriggers();
-route();
+followTriggers().then(route);
