@@ -32,6 +32,13 @@ def peer_campaigns(peer_rtm: Path) -> dict[str, str]:
     raise SystemExit(f"no CAMPAIGNS in {peer_rtm}")
 
 
+def ensure_events(events_file: Path, peers: Path) -> None:
+    """The peers' 200k events (10k users, seed 42) in `events_file`, generated when missing."""
+    if not events_file.exists():
+        subprocess.run([sys.executable, peers / "gen_events.py", "--events", "200000", "--users", "10000",
+                        "--seed", "42", "--out", events_file], check=True)
+
+
 def timed(cmd: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one child process; its output is discarded."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -51,9 +58,7 @@ def main() -> None:
     parser.add_argument("--peers", type=Path, default=PEERS, help="the peer benchmark's folder")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    if not args.events_file.exists():
-        subprocess.run([sys.executable, args.peers / "gen_events.py", "--events", "200000", "--users", "10000",
-                        "--seed", "42", "--out", args.events_file], check=True)
+    ensure_events(args.events_file, args.peers)
     with tempfile.TemporaryDirectory(prefix="preview-bench-") as tmp:
         for name, text in peer_campaigns(args.peers / "peer_rtm.py").items():
             (Path(tmp) / name).write_text(text)

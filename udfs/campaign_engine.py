@@ -15,13 +15,13 @@ user's state is written only once everything for the record has succeeded, and t
 record is processed.
 
 Time (docs/CONTRACTS.md, "Time"): the engine settles what is due before each event, so timers only
-serve users who go quiet. Each user has at most one event-time timer, at the engine's
-next deadline: when an event moves the deadline the timer moves with it (a delete and a
-register, two calls into the JVM, cost far less than a Python timer call that settles
-nothing; in a replay the watermark would fire every early timer). In a live run a
-processing-time timer backs it up: when no input arrives anywhere the watermark stands
-still, yet a deadline must fire within seconds of wall time. That one is only ever moved
-earlier: it fires only for users who went quiet, and an early fire just re-arms it.
+serve users who go quiet. Each user has at most one event-time timer, at or before the
+engine's next deadline. It is only ever moved earlier: every event of an active user
+pushes the session end later, and moving the timer each time (a delete and a register,
+two calls into the JVM per event) cost more than letting it fire early once, settle
+nothing and re-arm at the deadline (bench/job_cpu_bench.py). In a live run a
+processing-time timer backs it up the same way: when no input arrives anywhere the
+watermark stands still, yet a deadline must fire within seconds of wall time.
 """
 
 import logging
@@ -257,6 +257,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             self._slots.clear()  # forgotten by the engine (idle expiry); stale timers find nothing
             return
         deadline, armed = result.next_deadline, slot.event_timer
+        if armed is not None and deadline is not None and armed <= deadline:
+            deadline = armed  # it fires early, settles nothing and re-arms at the deadline
         slot.event_timer = deadline
         wall_deadline = None
         if deadline is not None and self._rules.live and slot.anchor is not None:

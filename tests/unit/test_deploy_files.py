@@ -77,7 +77,7 @@ def flink_version() -> str:
 
 def flink_conf() -> dict[str, str]:
     tree = yaml.safe_load((ROOT / "flink-conf" / "config.yaml").read_text())
-    return {key: str(value) for key, value in tree.items()}
+    return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in tree.items()}
 
 
 def pom() -> ET.Element:
