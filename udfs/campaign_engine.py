@@ -242,7 +242,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if result.triggers:
             emitted_at = _wall_ms()
             for trigger in result.triggers:
-                trigger["emitted_at"] = emitted_at
+                trigger.emitted_at = emitted_at
                 rows.append(routed_out(TRIGGERS, key, _encode_json(trigger)))
             self._triggers.inc(len(result.triggers))
         for session in result.sessions:

@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -41,9 +42,10 @@ def _run(name: str, bootstrap: str, **overrides) -> list[dict]:
 
 def _trigger(label, campaign, channel, user, time, holdout=False):
     """A trigger as the campaign job writes it; its id follows from `label` and the rest."""
-    return make_trigger(campaign_id=campaign, version=1, user_key=user, user_id=user, anonymous_id=None,
+    made = make_trigger(campaign_id=campaign, version=1, user_key=user, user_id=user, anonymous_id=None,
                         channel=channel, endpoint="", message="", data={}, matched_event_ids=[label],
                         event_time=_ms(time), holdout=holdout)
+    return msgspec.to_builtins(made)
 
 
 def _event(event_id, kind, time, user_id=None, anonymous_id=None, ts=None):
@@ -141,7 +143,8 @@ def test_session_stats_per_platform_from_ended_sessions_by_end_time(kafka_bootst
 
     def session(kind, user, start, last, count, pages, platform):
         """A session record as the campaign job writes it (its id follows from user and start)."""
-        return sessions_record(kind, Session(1, _ms(_at(start)), _ms(_at(last)), count, pages, platform), user, user, None)
+        made = sessions_record(kind, Session(1, _ms(_at(start)), _ms(_at(last)), count, pages, platform), user, user, None)
+        return msgspec.to_builtins(made)
 
     produce(kafka_bootstrap, sessions, _json([
         session("session_start", "u1", "10:00", "10:00", 1, 1, "web"),  # starts are not counted
