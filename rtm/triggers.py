@@ -29,18 +29,7 @@ def make_trigger(*, campaign_id: str, version: int, user_key: str, user_id: str 
                  anonymous_id: str | None, channel: str, endpoint: str, message: str,
                  data: Any, matched_event_ids: list[str], event_time: int, holdout: bool) -> Trigger:
     """A trigger; `emitted_at` is left for the caller to set at emission (wall time)."""
-    return Trigger(
-        trigger_id=trigger_id(campaign_id, version, user_key, matched_event_ids),
-        campaign_id=campaign_id,
-        campaign_version=version,
-        user_key=user_key,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        channel=channel,
-        endpoint=endpoint,
-        message=message,
-        data=data,
-        matched_event_ids=matched_event_ids,
-        event_time=event_time,
-        holdout=holdout,
-    )
+    return Trigger(trigger_id=trigger_id(campaign_id, version, user_key, matched_event_ids), campaign_id=campaign_id,
+                   campaign_version=version, user_key=user_key, user_id=user_id, anonymous_id=anonymous_id,
+                   channel=channel, endpoint=endpoint, message=message, data=data,
+                   matched_event_ids=matched_event_ids, event_time=event_time, holdout=holdout)
