@@ -36,7 +36,7 @@ from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
-from rtm.time_rules import TimeRules
+from rtm.time_rules import TimeRules, wall_timer_to_arm
 from udfs.rows import END, PROFILE, refuse, routed_out
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         else:
             if slot.wall_timer == timestamp:
                 slot.wall_timer = None
-            wall, event_ts = slot.anchor
-            now = event_ts + (timestamp - wall) - rules.out_of_orderness_ms
+            now = rules.event_time_at(slot.anchor, timestamp)
         key = ctx.get_current_key()
         try:
             result = settle(slot.engine, now, self._campaign_set(ctx), slot.profile, rules.engine)
@@ -260,11 +259,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         slot.event_timer = deadline
         wall_deadline = None
         if deadline is not None and self._rules.live and slot.anchor is not None:
-            wall, event_ts = slot.anchor
-            wall_deadline = wall + (deadline - event_ts) + self._rules.out_of_orderness_ms
-            if slot.wall_timer is not None and wall_deadline >= slot.wall_timer:
-                wall_deadline = None  # the armed one fires first and re-arms
-            else:
+            wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(slot.anchor, deadline))
+            if wall_deadline is not None:
                 slot.wall_timer = wall_deadline
         encoded = _slot_encoder.encode(slot)
         if deadline != armed:
