@@ -37,17 +37,18 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules, wall_timer_to_arm
-from udfs.rows import END, PROFILE, refuse, routed_out
+from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
-# Campaign id -> its definition as published (JSON text); "" marks a retired campaign,
-# so a bootstrap version does not come back after a restore.
+# The job's state, all of it. Broadcast: campaign id -> its definition as published (JSON
+# text); "" marks a retired campaign, so a bootstrap version does not come back after a restore.
 CAMPAIGNS_STATE = MapStateDescriptor("campaigns", Types.STRING(), Types.STRING())
 RETIRED = ""
-# Output names: every record leaves on the main output as a routed row (PyFlink 2.3
-# drops side outputs yielded from on_timer of a KeyedBroadcastProcessFunction).
-TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
+# Keyed: one UserSlot (below) per user key, msgpack. Pickled, though it holds bytes: PyFlink's
+# embedded converter for a byte array type builds a tuple of ints per access (and fails on an
+# empty state).
+USER_STATE = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
 _encode_json = msgspec.json.Encoder().encode
 
 
@@ -94,9 +95,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._rules = rules
 
     def open(self, runtime_context):
-        # Pickled, though it holds bytes: PyFlink's embedded converter for a byte array type
-        # builds a tuple of ints per access (and fails on an empty state).
-        self._slots = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
+        self._slots = runtime_context.get_state(USER_STATE)
         self._reports_rejections = _subtask_index(runtime_context) == 0
         metrics = runtime_context.get_metrics_group()
         self._triggers = metrics.counter("triggers")
