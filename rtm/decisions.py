@@ -3,8 +3,8 @@ channels (a page or app fetches them: pop-ups) per user key, and hand each out o
 
 `TriggerFeed` reads rtm.triggers (read_committed) and writes into `MessageStore`:
 
-1. a record that is not a trigger is counted and logged (the `rtm deliver` of another
-   channel dead-letters it), never served;
+1. a record that is not a trigger (rtm.records.Trigger) is counted and logged (the
+   `rtm deliver` of another channel dead-letters it), never served;
 2. a trigger of a push channel (email, webhook, ...) is left to `rtm deliver`;
 3. a holdout (control group) trigger is never stored, so never served;
 4. a trigger older than its channel's TTL (by `emitted_at`) is dropped, and a stored

@@ -2,7 +2,7 @@
 
 One record at a time, in order per partition:
 
-1. a record that is not a valid trigger goes to the dead-letter topic;
+1. a record that is not a valid trigger (rtm.records.Trigger) goes to the dead-letter topic;
 2. a trigger of another channel is left to that channel's deliverer;
 3. a holdout (control group) trigger is skipped: never sent;
 4. a trigger whose id is in the `SentStore` was sent before (a duplicate, or a
