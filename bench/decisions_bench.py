@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 import uvloop
 from confluent_kafka import Producer
 
@@ -35,8 +36,8 @@ def popup(user_key: str, n: int) -> dict:
                         anonymous_id=user_key, channel="popup", endpoint="web-popup",
                         message="Welcome! Here is $5 off your first order.", data={"coupon_code": "WELCOME5"},
                         matched_event_ids=[f"e-{n}"], event_time=int(time.time() * 1000), holdout=False)
-    made["emitted_at"] = int(time.time() * 1000)
-    return made
+    made.emitted_at = int(time.time() * 1000)
+    return msgspec.to_builtins(made)
 
 
 def fill(store_path: Path, users: int) -> float:

@@ -24,8 +24,8 @@ from jobs import kafka_io
 from jobs.kafka_io import AT_LEAST_ONCE, KafkaIO
 from rtm.settings import Topics
 from rtm.time_rules import TimeRules
-from udfs.campaign_engine import CAMPAIGNS_STATE, LATE, SESSIONS, TRIGGERS, CampaignEngine
-from udfs.rows import CAMPAIGN, DLQ, EVENT, PROFILE
+from udfs.campaign_engine import CAMPAIGNS_STATE, CampaignEngine
+from udfs.rows import CAMPAIGN, DLQ, EVENT, LATE, PROFILE, SESSIONS, TRIGGERS
 
 JOB_NAME = "rtm-campaigns"
 OUTPUTS = (TRIGGERS, SESSIONS, DLQ, LATE)  # each to its topic in `run`

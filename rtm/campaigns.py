@@ -23,7 +23,7 @@ import yaml
 from rtm.errors import RtmError
 from rtm.expressions import ExpressionError, Expression, Payload, Scope, Template, merge_paths
 from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
-                          compile_pattern, parse_duration)
+                          compile_pattern, duration_field)
 
 SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
 
@@ -307,8 +307,8 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         exclude=tuple(compile_filter(f, (), f"audience.exclude[{i}]") for i, f in enumerate(a.get("exclude", ()))))
     lim = d.get("limits", {})
     limits = Limits(
-        max=lim.get("max"), per=parse_duration(lim["per"], "limits.per") if "per" in lim else None,
-        cooldown=parse_duration(lim["cooldown"], "limits.cooldown") if "cooldown" in lim else None,
+        max=lim.get("max"), per=duration_field(lim["per"], "limits.per") if "per" in lim else None,
+        cooldown=duration_field(lim["cooldown"], "limits.cooldown") if "cooldown" in lim else None,
         reenter=lim.get("reenter", True), holdout=float(lim.get("holdout", 0.0)))
     if limits.per is not None and limits.max is None:
         raise FieldError("limits.per", "per needs max (at most `max` triggers per period)")

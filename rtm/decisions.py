@@ -3,8 +3,8 @@ channels (a page or app fetches them: pop-ups) per user key, and hand each out o
 
 `TriggerFeed` reads rtm.triggers (read_committed) and writes into `MessageStore`:
 
-1. a record that is not a trigger is counted and logged (the `rtm deliver` of another
-   channel dead-letters it), never served;
+1. a record that is not a trigger (rtm.records.Trigger) is counted and logged (the
+   `rtm deliver` of another channel dead-letters it), never served;
 2. a trigger of a push channel (email, webhook, ...) is left to `rtm deliver`;
 3. a holdout (control group) trigger is never stored, so never served;
 4. a trigger older than its channel's TTL (by `emitted_at`) is dropped, and a stored
@@ -35,13 +35,12 @@ from collections import Counter
 from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated
-
 import msgspec
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from rtm import kafka_config
 from rtm.errors import RtmError
+from rtm.records import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +48,7 @@ PULL_CHANNELS = ("popup",)
 DEFAULT_TTL_S = {"popup": 30 * 60}
 
 
-class PullTrigger(msgspec.Struct):
-    """The fields of a trigger (docs/CONTRACTS.md, "Trigger") that the decisions API reads; it serves all of it."""
-
-    trigger_id: Annotated[str, msgspec.Meta(min_length=1)]
-    channel: str
-    holdout: bool
-    user_key: str | None = None
-    emitted_at: int | None = None
-    event_time: int | None = None
-
-
-_decoder = msgspec.json.Decoder(PullTrigger)
+_decoder = msgspec.json.Decoder(Trigger)
 
 
 def now_ms() -> int:
@@ -263,11 +251,8 @@ class TriggerFeed:
             return "other_channel"
         if trigger.holdout:
             return "holdout"
-        key = trigger.user_key or (message.key() or b"").decode(errors="replace")
-        emitted_at = trigger.emitted_at or trigger.event_time
-        if not key or emitted_at is None:
-            log.warning("%s has no user key or no emitted_at/event_time: not served", where)
-            return "invalid"
+        key = trigger.user_key
+        emitted_at = trigger.emitted_at or trigger.event_time  # a backtest's trigger has no emitted_at
         expires_at = emitted_at + self.ttl_ms[trigger.channel]
         if expires_at <= now:
             return "expired"

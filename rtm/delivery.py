@@ -2,7 +2,7 @@
 
 One record at a time, in order per partition:
 
-1. a record that is not a valid trigger goes to the dead-letter topic;
+1. a record that is not a valid trigger (rtm.records.Trigger) goes to the dead-letter topic;
 2. a trigger of another channel is left to that channel's deliverer;
 3. a holdout (control group) trigger is skipped: never sent;
 4. a trigger whose id is in the `SentStore` was sent before (a duplicate, or a
@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
-
 import msgspec
 import requests
 from confluent_kafka import Consumer, KafkaException, Message, Producer
@@ -40,6 +38,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 from rtm import kafka_config, settings
 from rtm.dlq import dead_letter
 from rtm.errors import RtmError
+from rtm.records import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +58,9 @@ class Outcome(enum.Enum):
 
 
 class _Routing(msgspec.Struct):
+    """Only the channel: a trigger of another channel is left alone, however it is made."""
+
     channel: str
-
-
-class Trigger(msgspec.Struct):
-    """The fields of a trigger (docs/CONTRACTS.md, "Trigger") that delivery reads; all of it is sent."""
-
-    trigger_id: Annotated[str, msgspec.Meta(min_length=1)]
-    channel: str
-    holdout: bool
-    endpoint: str | None = None
 
 
 class TransientFailure(Exception):

@@ -8,18 +8,9 @@ import base64
 
 import msgspec
 
+from rtm.records import DeadLetter
+
 PREVIEW_CHARS = 500
-
-
-class DeadLetter(msgspec.Struct, omit_defaults=True):
-    reason: str
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    value_base64: str | None
-    # The start of the value as text, for people reading the topic.
-    value_preview: str | None = None
 
 
 def dead_letter(reason: str, *, topic, partition, offset, key, value: bytes | None) -> bytes:

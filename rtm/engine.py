@@ -20,6 +20,7 @@ from rtm.campaigns import Campaign, CampaignSet
 from rtm.events import Event
 from rtm.matcher import AWAITING, COMPLETED, IGNORED, step
 from rtm.patterns import INITIAL
+from rtm.records import SessionRecord, Trigger
 from rtm.schedule import ABSENCE, SESSION_END, absence_deadlines, next_due
 from rtm.state import Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
@@ -49,8 +50,8 @@ class Result(msgspec.Struct, gc=False):  # a Struct: one per call, and cheaper t
 
     state: bytes | None
     next_deadline: int | None  # arm the user's one timer here (event time), or none
-    triggers: list[dict[str, Any]] = []
-    sessions: list[dict[str, Any]] = []
+    triggers: list[Trigger] = []
+    sessions: list[SessionRecord] = []
     duplicate: bool = False  # the event was a duplicate and was dropped
     late: bool = False  # the event was too far behind the user's latest event and was dropped
     errors: list[str] = []  # conditions/templates that failed on this data

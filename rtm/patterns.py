@@ -6,17 +6,15 @@ state machine keeps its own states. A user holds at most one partial match per
 campaign: its state number, not the events (see rtm.matcher).
 """
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtm.durations import InvalidDuration, parse_duration
 from rtm.expressions import NAMES, Expression, ExpressionError, Scope
 
 ANY = "*"  # matches every real event; synthetic events match only when named
 INITIAL = 0  # the state of no partial match: a transition into it drops the match
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 class FieldError(ValueError):
@@ -28,12 +26,12 @@ class FieldError(ValueError):
         self.message = message
 
 
-def parse_duration(text: str, field: str) -> int:
-    """Milliseconds from "90s", "30m", "4h", "7d"..."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise FieldError(field, f"{text!r} is not a duration; write a number and a unit: ms, s, m, h, d, w (e.g. 4h)")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+def duration_field(text: str, field: str) -> int:
+    """The milliseconds of a campaign's duration field (rtm.durations); FieldError names the field."""
+    try:
+        return parse_duration(text)
+    except InvalidDuration as err:
+        raise FieldError(field, str(err)) from None
 
 
 def compile_condition(source: str | None, bindings: Sequence[str], field: str) -> Expression | None:
@@ -152,14 +150,14 @@ def compile_pattern(spec: Mapping[str, Any]) -> Pattern:
     absence = None
     if "absence" in spec:
         a = spec["absence"]
-        absence = Absence(parse_duration(a["for"], "pattern.absence.for"),
+        absence = Absence(duration_field(a["for"], "pattern.absence.for"),
                           compile_filter({"event": a.get("event", ANY), "where": a.get("where")}, bindings,
                                          "pattern.absence"))
     return Pattern(
         transitions=transitions,
         final=final,
         bindings=bindings,
-        within=parse_duration(spec["within"], "pattern.within") if "within" in spec else None,
+        within=duration_field(spec["within"], "pattern.within") if "within" in spec else None,
         same_session=bool(spec.get("same_session", False)),
         unless=tuple(compile_filter(u, bindings, f"pattern.unless[{i}]") for i, u in enumerate(spec.get("unless", []))),
         absence=absence,

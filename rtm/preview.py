@@ -15,14 +15,15 @@ from typing import Any
 from rtm.campaigns import CampaignSet
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
 from rtm.events import Event, InvalidEvent, InvalidProfile, parse_event, parse_profile
+from rtm.records import SessionRecord, Trigger
 
 OnError = Callable[[str], None]
 
 
 @dataclass
 class PreviewResult:
-    triggers: list[dict[str, Any]] = field(default_factory=list)
-    sessions: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    sessions: list[SessionRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     events: int = 0
     duplicates: int = 0

@@ -5,6 +5,8 @@ from typing import Any
 
 import msgspec
 
+from rtm.records import SessionRecord
+
 
 class Session(msgspec.Struct, array_like=True, gc=False):  # part of the user's state (rtm.state)
     index: int  # 1 for the user's first session
@@ -45,9 +47,9 @@ def view(session: Session | None, user_key: str, with_id: bool = True) -> dict[s
 
 
 def record(kind: str, session: Session, user_key: str, user_id: str | None,
-           anonymous_id: str | None) -> dict[str, Any]:
+           anonymous_id: str | None) -> SessionRecord:
     """A session_start or session_end record for rtm.sessions (end is None while open)."""
-    return {"kind": kind, "session_id": session_id(user_key, session.start), "user_key": user_key,
-            "user_id": user_id, "anonymous_id": anonymous_id, "index": session.index,
-            "start": session.start, "end": session.last if kind == "session_end" else None,
-            "event_count": session.count, "pages": session.pages, "platform": session.platform}
+    return SessionRecord(kind=kind, session_id=session_id(user_key, session.start), user_key=user_key,
+                         user_id=user_id, anonymous_id=anonymous_id, index=session.index, start=session.start,
+                         end=session.last if kind == "session_end" else None, event_count=session.count,
+                         pages=session.pages, platform=session.platform)

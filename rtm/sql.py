@@ -15,6 +15,7 @@ import jinja2
 from py4j.protocol import Py4JJavaError
 
 from rtm import flink_config, kafka_config, settings
+from rtm.durations import InvalidDuration, parse_duration, sql_interval
 from rtm.errors import RtmError
 
 # The template variables and their defaults; `rtm sql run --set NAME=VALUE` overrides
@@ -25,20 +26,19 @@ DEFAULTS = {
     "sessions_topic": settings.SESSIONS_TOPIC,
     "group_id": "rtm-sql",
     "startup_mode": "earliest-offset",
-    "watermark_delay": "5 seconds",
-    "idle_timeout": "30 seconds",
-    "trigger_window": "1 minute",
+    "watermark_delay": "5s",
+    "idle_timeout": "30s",
+    "trigger_window": "1m",
     "conversion_event": "purchase",
-    "conversion_window": "24 hours",
-    "funnel_window": "1 day",
-    "session_window": "1 hour",
-    "active_users_window": "1 hour",
+    "conversion_window": "24h",
+    "funnel_window": "1d",
+    "session_window": "1h",
+    "active_users_window": "1h",
 }
+# The variables that are durations, written as everywhere in rtm (rtm.durations: 5m, 24h, 1d).
 DURATIONS = ("watermark_delay", "idle_timeout", "trigger_window", "conversion_window", "funnel_window",
              "session_window", "active_users_window")
 STARTUP_MODES = ("earliest-offset", "latest-offset", "group-offsets")
-
-_DURATION = re.compile(r"\s*(\d+)\s*(second|minute|hour|day)s?\s*", re.IGNORECASE)
 
 # Window boundaries on TIMESTAMP_LTZ follow the session time zone: days start at UTC
 # midnight whatever the machine's zone is.
@@ -46,9 +46,13 @@ _TABLE_SETTINGS = {"table.local-time-zone": "UTC"}
 
 
 def _interval(duration: str) -> str:
-    """'5 minutes' -> INTERVAL '5' MINUTE (the durations were checked by `variables`)."""
-    amount, unit = _DURATION.fullmatch(duration).groups()
-    return f"INTERVAL '{amount}' {unit.upper()}"
+    """'5m' -> INTERVAL '5' MINUTE (the durations were checked by `variables`)."""
+    return sql_interval(parse_duration(duration))
+
+
+def _option_duration(duration: str) -> str:
+    """'30s' -> '30000 ms', a duration as Flink's options spell it (they know no weeks)."""
+    return f"{parse_duration(duration)} ms"
 
 
 def _literal(value: str) -> str:
@@ -66,11 +70,10 @@ def variables(bootstrap: str, bounded: bool = False, overrides: dict[str, str] |
     values = {**DEFAULTS, **overrides, "bootstrap": bootstrap, "bounded": bounded,
               "kafka_properties": kafka_config.java()}
     for name in DURATIONS:
-        if not _DURATION.fullmatch(values[name]):
-            raise RtmError(
-                f"{name}={values[name]!r} is not a duration: write a number and a unit, "
-                "e.g. '30 seconds', '5 minutes', '24 hours' or '1 day'"
-            )
+        try:
+            parse_duration(values[name])
+        except InvalidDuration as err:
+            raise RtmError(f"{name}={err}") from None
     if values["startup_mode"] not in STARTUP_MODES:
         raise RtmError(f"startup_mode={values['startup_mode']!r}: choose one of {', '.join(STARTUP_MODES)}")
     return values
@@ -88,7 +91,7 @@ def render(path: Path, values: dict) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters.update(interval=_interval, literal=_literal)
+    environment.filters.update(interval=_interval, option_duration=_option_duration, literal=_literal)
     try:
         return environment.get_template(path.name).render(values)
     except jinja2.TemplateSyntaxError as err:

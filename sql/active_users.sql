@@ -1,10 +1,10 @@
--- Active users per `active_users_window` (default 1 hour, '1 day' gives daily
+-- Active users per `active_users_window` (default 1h, 1d gives daily
 -- active users): distinct user keys with at least one valid event in the window.
 --
 -- A visitor who logs in mid-window shows up under both keys (anonymous_id before,
 -- user_id after), as the campaign job sees them too.
 --
---   rtm sql run sql/active_users.sql --bounded --set active_users_window='1 day'
+--   rtm sql run sql/active_users.sql --bounded --set active_users_window=1d
 
 {% include 'tables.sql.j2' %}
 

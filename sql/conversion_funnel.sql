@@ -10,7 +10,7 @@
 -- its input: triggers younger than the conversion window count as not converted.
 --
 --   rtm sql run sql/conversion_funnel.sql --bounded
---   rtm sql run sql/conversion_funnel.sql --set conversion_window='7 days' --set conversion_event=checkout
+--   rtm sql run sql/conversion_funnel.sql --set conversion_window=7d --set conversion_event=checkout
 
 {% include 'tables.sql.j2' %}
 

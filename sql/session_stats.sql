@@ -4,7 +4,7 @@
 -- Reads the session_end records of rtm.sessions (see tables.sql.j2 for the fields).
 -- A session counts in the window in which its last event happened.
 --
---   rtm sql run sql/session_stats.sql --bounded --set session_window='1 day'
+--   rtm sql run sql/session_stats.sql --bounded --set session_window=1d
 
 {% include 'tables.sql.j2' %}
 

@@ -5,7 +5,7 @@
 -- replay gives the same rows as the live run did.
 --
 --   rtm sql run sql/triggers_per_minute.sql --bounded
---   rtm sql run sql/triggers_per_minute.sql --set trigger_window='5 minutes'
+--   rtm sql run sql/triggers_per_minute.sql --set trigger_window=5m
 
 {% include 'tables.sql.j2' %}
 

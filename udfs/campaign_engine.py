@@ -36,18 +36,19 @@ from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
-from rtm.time_rules import TimeRules
-from udfs.rows import END, PROFILE, refuse, routed_out
+from rtm.time_rules import TimeRules, wall_timer_to_arm
+from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
-# Campaign id -> its definition as published (JSON text); "" marks a retired campaign,
-# so a bootstrap version does not come back after a restore.
+# The job's state, all of it. Broadcast: campaign id -> its definition as published (JSON
+# text); "" marks a retired campaign, so a bootstrap version does not come back after a restore.
 CAMPAIGNS_STATE = MapStateDescriptor("campaigns", Types.STRING(), Types.STRING())
 RETIRED = ""
-# Output names: every record leaves on the main output as a routed row (PyFlink 2.3
-# drops side outputs yielded from on_timer of a KeyedBroadcastProcessFunction).
-TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
+# Keyed: one UserSlot (below) per user key, msgpack. Pickled, though it holds bytes: PyFlink's
+# embedded converter for a byte array type builds a tuple of ints per access (and fails on an
+# empty state).
+USER_STATE = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
 _encode_json = msgspec.json.Encoder().encode
 
 
@@ -94,9 +95,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._rules = rules
 
     def open(self, runtime_context):
-        # Pickled, though it holds bytes: PyFlink's embedded converter for a byte array type
-        # builds a tuple of ints per access (and fails on an empty state).
-        self._slots = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
+        self._slots = runtime_context.get_state(USER_STATE)
         self._reports_rejections = _subtask_index(runtime_context) == 0
         metrics = runtime_context.get_metrics_group()
         self._triggers = metrics.counter("triggers")
@@ -220,8 +219,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         else:
             if slot.wall_timer == timestamp:
                 slot.wall_timer = None
-            wall, event_ts = slot.anchor
-            now = event_ts + (timestamp - wall) - rules.out_of_orderness_ms
+            now = rules.event_time_at(slot.anchor, timestamp)
         key = ctx.get_current_key()
         try:
             result = settle(slot.engine, now, self._campaign_set(ctx), slot.profile, rules.engine)
@@ -242,7 +240,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if result.triggers:
             emitted_at = _wall_ms()
             for trigger in result.triggers:
-                trigger["emitted_at"] = emitted_at
+                trigger.emitted_at = emitted_at
                 rows.append(routed_out(TRIGGERS, key, _encode_json(trigger)))
             self._triggers.inc(len(result.triggers))
         for session in result.sessions:
@@ -262,11 +260,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         slot.event_timer = deadline
         wall_deadline = None
         if deadline is not None and self._rules.live and slot.anchor is not None:
-            wall, event_ts = slot.anchor
-            wall_deadline = wall + (deadline - event_ts) + self._rules.out_of_orderness_ms
-            if slot.wall_timer is not None and wall_deadline >= slot.wall_timer:
-                wall_deadline = None  # the armed one fires first and re-arms
-            else:
+            wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(slot.anchor, deadline))
+            if wall_deadline is not None:
                 slot.wall_timer = wall_deadline
         encoded = _slot_encoder.encode(slot)
         if deadline != armed:

@@ -14,7 +14,11 @@ from rtm.dlq import dead_letter
 # profiles by their message key; campaign records are broadcast as they are. END marks
 # the end of a bounded input (its ts: the largest event time the input held).
 EVENT, PROFILE, CAMPAIGN, END = "event", "profile", "campaign", "end"
-DLQ = "dlq"  # the output of dead letters (io.rtm.flink.DeadLetters.OUTPUT)
+# The outputs a routed row names, each written to its topic (docs/CONTRACTS.md, "Topics").
+# Every record leaves on the main output as a routed row: PyFlink 2.3 drops side outputs
+# yielded from on_timer of a KeyedBroadcastProcessFunction.
+TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
+DLQ = "dlq"  # dead letters; the JVM routes its own to the same name (io.rtm.flink.DeadLetters.OUTPUT)
 
 
 def routed_out(output: str, key: str | None, value: bytes | None) -> Row:

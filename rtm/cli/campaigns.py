@@ -64,7 +64,7 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     skipped = f", {result.late} late" if result.late else ""
     skipped += f", {result.after_until} after --until (skipped)" if result.after_until else ""
     warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{skipped}: "
-         f"{len(result.triggers)} triggers, {sum(t['holdout'] for t in result.triggers)} of them holdout")
+         f"{len(result.triggers)} triggers, {sum(t.holdout for t in result.triggers)} of them holdout")
 
 
 topic_option = click.option("--topic", default=settings.CAMPAIGNS_TOPIC, show_default=True)

@@ -7,12 +7,14 @@ import time
 from datetime import UTC, datetime
 
 import click
+import msgspec
 from rich.console import Console
 
 from rtm import generator, kafka_broker, kafka_clients, settings, topics
 from rtm.cli.options import bootstrap_option
 from rtm.cli.shop import web_servers
 from rtm.events import user_key
+from rtm.records import Trigger
 
 # 4 hours of event time pass in 8 seconds: cart abandonment and "left the game" show up
 # while you watch.
@@ -65,7 +67,7 @@ def demo(bootstrap, users, duration, web):
                 threading.Thread(target=_play, args=(bootstrap, users, stop_at), daemon=True).start()
             for message in kafka_clients.read(bootstrap, settings.TRIGGERS_TOPIC, from_beginning=False,
                                               stop_at=stop_at):
-                _show(console, json.loads(message.value()))
+                _show(console, msgspec.json.decode(message.value(), type=Trigger))
                 shown += 1
     except KeyboardInterrupt:
         console.print("stopping")
@@ -94,9 +96,9 @@ def _play(bootstrap: str, users: int, stop_at: float) -> None:
     producer.flush(10)
 
 
-def _show(console: Console, trigger: dict) -> None:
-    at = datetime.fromtimestamp(trigger["event_time"] / 1000, UTC).strftime("%H:%M:%S")
-    style = STYLES.get(trigger["channel"], "white")
-    holdout = " [dim](holdout: recorded, not delivered)[/]" if trigger["holdout"] else ""
-    console.print(f"[dim]{at}[/] [{style}]{trigger['channel']:>7}[/] {trigger['campaign_id']:<30} "
-                  f"{trigger['user_key']:<12} {trigger['message']}{holdout}")
+def _show(console: Console, trigger: Trigger) -> None:
+    at = datetime.fromtimestamp(trigger.event_time / 1000, UTC).strftime("%H:%M:%S")
+    style = STYLES.get(trigger.channel, "white")
+    holdout = " [dim](holdout: recorded, not delivered)[/]" if trigger.holdout else ""
+    console.print(f"[dim]{at}[/] [{style}]{trigger.channel:>7}[/] {trigger.campaign_id:<30} "
+                  f"{trigger.user_key:<12} {trigger.message}{holdout}")

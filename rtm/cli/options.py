@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from rtm import kafka_config
+from rtm.durations import InvalidDuration, parse_duration
 from rtm.engine import DEFAULT_CONFIG
 from rtm.errors import RtmError
 from rtm.events import InvalidEvent, parse_ts
-from rtm.patterns import FieldError, parse_duration
 
 def _use_kafka_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     try:
@@ -57,9 +57,9 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> i
     if value is None:
         return None
     try:
-        return parse_duration(value, param.name)
-    except FieldError as err:
-        raise click.BadParameter(err.message) from None
+        return parse_duration(value)
+    except InvalidDuration as err:
+        raise click.BadParameter(str(err)) from None
 
 
 # Engine settings a user may change, as (option, EngineConfig field, help).

@@ -16,6 +16,7 @@ import msgspec
 from rtm import checkpoints, kafka_broker, settings, topics
 from rtm.cli.options import bootstrap_option, duration, engine_options, until_option
 from rtm.preview import read_profiles
+from rtm.records import Trigger
 from rtm.time_rules import TimeRules
 
 campaigns_option = click.option(
@@ -170,12 +171,13 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_c
                                     rules)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, values in outputs.items():
-        rows = [msgspec.json.decode(value) for value in values]
         if name == "triggers":
+            rows = [msgspec.json.decode(value, type=Trigger) for value in values]
             for trigger in rows:
-                trigger["emitted_at"] = None  # nothing was emitted: keeps reruns identical
-            rows.sort(key=lambda t: (t["event_time"], t["campaign_id"], t["user_key"], t["trigger_id"]))
+                trigger.emitted_at = None  # nothing was emitted: keeps reruns identical
+            rows.sort(key=lambda t: (t.event_time, t.campaign_id, t.user_key, t.trigger_id))
         else:
+            rows = [msgspec.json.decode(value) for value in values]
             rows.sort(key=lambda row: msgspec.json.encode(row, order="sorted"))
         (out_dir / f"{name}.jsonl").write_bytes(b"".join(msgspec.json.encode(row) + b"\n" for row in rows))
         click.echo(f"{out_dir / f'{name}.jsonl'}: {len(rows)}", err=True)

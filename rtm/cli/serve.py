@@ -6,7 +6,7 @@ import click
 
 from rtm import decisions, http_server, kafka_broker, settings, topics
 from rtm.cli.options import bootstrap_option
-from rtm.patterns import FieldError, parse_duration
+from rtm.durations import InvalidDuration, parse_duration
 
 
 def _ttls(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, int]:
@@ -16,9 +16,9 @@ def _ttls(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -
         if not sep:
             raise click.BadParameter(f"{value!r}: write CHANNEL=DURATION, e.g. popup=30m")
         try:
-            ttl_ms[channel] = parse_duration(duration, "--ttl")
-        except FieldError as err:
-            raise click.BadParameter(err.message) from None
+            ttl_ms[channel] = parse_duration(duration)
+        except InvalidDuration as err:
+            raise click.BadParameter(str(err)) from None
     return ttl_ms
 
 

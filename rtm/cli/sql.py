@@ -14,7 +14,7 @@ def _overrides(ctx, param, pairs) -> dict[str, str]:
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE, e.g. trigger_window='5 minutes'")
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE, e.g. trigger_window=5m")
         overrides[name.strip()] = value
     return overrides
 

@@ -5,6 +5,7 @@ import signal
 import statistics
 import time
 
+import msgspec
 import pytest
 import requests
 from confluent_kafka import Producer
@@ -21,8 +22,8 @@ def trigger(user_key, *events, channel="popup", holdout=False, age_s=0.0, campai
     made = make_trigger(campaign_id=campaign, version=1, user_key=user_key, user_id=None, anonymous_id=user_key,
                         channel=channel, endpoint="web-popup", message=f"hello {user_key}", data={"coupon": "W5"},
                         matched_event_ids=list(events), event_time=int(time.time() * 1000), holdout=holdout)
-    made["emitted_at"] = int((time.time() - age_s) * 1000)
-    return made
+    made.emitted_at = int((time.time() - age_s) * 1000)
+    return msgspec.to_builtins(made)
 
 
 def publish(bootstrap, topic, *triggers):

@@ -12,6 +12,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
@@ -20,6 +21,7 @@ from kafka_helpers import consume_all, produce
 from rtm import delivery
 from rtm.cli import main
 from rtm.delivery import Outcome
+from rtm.records import Trigger
 
 RTM = Path(sys.executable).parent / "rtm"
 FAST_RETRIES = delivery.RetryPolicy(max_retries=3, backoff_s=0.01)
@@ -103,13 +105,13 @@ def endpoint_factory():
 
 
 def trigger(trigger_id: str, endpoint: str, *, channel: str = "webhook", holdout: bool = False) -> bytes:
-    return json.dumps({
-        "trigger_id": trigger_id, "campaign_id": "cart-abandoned", "campaign_version": 1,
-        "user_id": "u1", "anonymous_id": None, "channel": channel, "endpoint": endpoint,
-        "message": "You left something in your cart", "data": {"sku": "sku-1"},
-        "matched_event_ids": ["e1"], "event_time": 1_700_000_000_000, "emitted_at": 1_700_000_000_100,
-        "holdout": holdout,
-    }).encode()
+    """A trigger as the campaign job writes it, with the id given."""
+    return msgspec.json.encode(Trigger(
+        trigger_id=trigger_id, campaign_id="cart-abandoned", campaign_version=1, user_key="u1", user_id="u1",
+        anonymous_id=None, channel=channel, endpoint=endpoint, message="You left something in your cart",
+        data={"sku": "sku-1"}, matched_event_ids=["e1"], event_time=1_700_000_000_000, emitted_at=1_700_000_000_100,
+        holdout=holdout,
+    ))
 
 
 def run_deliverer(bootstrap, topic, dlq, tmp_path, *, max_records):

@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -10,6 +11,7 @@ from kafka_helpers import produce
 from rtm import settings, sql
 from rtm.cli import main
 from rtm.errors import RtmError
+from rtm.events import InvalidEvent, parse_event, user_key
 from rtm.sessions import Session, record as sessions_record
 from rtm.triggers import make_trigger
 
@@ -41,9 +43,10 @@ def _run(name: str, bootstrap: str, **overrides) -> list[dict]:
 
 def _trigger(label, campaign, channel, user, time, holdout=False):
     """A trigger as the campaign job writes it; its id follows from `label` and the rest."""
-    return make_trigger(campaign_id=campaign, version=1, user_key=user, user_id=user, anonymous_id=None,
+    made = make_trigger(campaign_id=campaign, version=1, user_key=user, user_id=user, anonymous_id=None,
                         channel=channel, endpoint="", message="", data={}, matched_event_ids=[label],
                         event_time=_ms(time), holdout=holdout)
+    return msgspec.to_builtins(made)
 
 
 def _event(event_id, kind, time, user_id=None, anonymous_id=None, ts=None):
@@ -124,7 +127,7 @@ def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_
     result = CliRunner().invoke(main, [
         "sql", "run", str(settings.SQL_DIR / "conversion_funnel.sql"), "--bounded", "--bootstrap", kafka_bootstrap,
         "--set", f"triggers_topic={triggers}", "--set", f"events_topic={events}",
-        "--set", "conversion_event=checkout", "--set", "conversion_window=30 minutes",
+        "--set", "conversion_event=checkout", "--set", "conversion_window=30m",
     ])
 
     assert result.exit_code == 0, result.output
@@ -141,7 +144,8 @@ def test_session_stats_per_platform_from_ended_sessions_by_end_time(kafka_bootst
 
     def session(kind, user, start, last, count, pages, platform):
         """A session record as the campaign job writes it (its id follows from user and start)."""
-        return sessions_record(kind, Session(1, _ms(_at(start)), _ms(_at(last)), count, pages, platform), user, user, None)
+        made = sessions_record(kind, Session(1, _ms(_at(start)), _ms(_at(last)), count, pages, platform), user, user, None)
+        return msgspec.to_builtins(made)
 
     produce(kafka_bootstrap, sessions, _json([
         session("session_start", "u1", "10:00", "10:00", 1, 1, "web"),  # starts are not counted
@@ -192,9 +196,33 @@ def test_active_users_per_window_by_user_key_with_ts_in_millis_or_iso_8601(kafka
     ]
 
 
+def test_the_events_view_keys_events_by_the_rule_of_the_campaign_job_and_drops_what_it_refuses(
+        kafka_bootstrap, new_topic, tmp_path):
+    events = new_topic("events")
+    ids = [None, "", "u1"]
+    sent = [_event(f"e{n}", "page_view", _at("10:00"), user_id=user_id, anonymous_id=anonymous_id)
+            for n, (user_id, anonymous_id) in enumerate((u, a) for u in ids for a in [None, "", "a1"])]
+    sent += [_event("", "page_view", _at("10:00"), user_id="u1"), _event("t", "", _at("10:00"), user_id="u1")]
+    produce(kafka_bootstrap, events, _json(sent))
+    (tmp_path / "keys.sql").write_text("{% include 'tables.sql.j2' %}\nSELECT event_id, user_key, user_id FROM events;\n")
+
+    rows = _run(str(tmp_path / "keys.sql"), kafka_bootstrap, events_topic=events)
+
+    expected = []
+    for record in sent:
+        try:
+            event = parse_event(json.dumps(record))
+        except InvalidEvent:
+            continue  # the job refuses it
+        expected.append({"event_id": event.event_id, "user_key": user_key(event.user_id, event.anonymous_id),
+                         "user_id": event.user_id or None})
+    assert len(expected) == 5  # u1 with each anonymous_id, a1 with a null or an empty user_id
+    assert sorted(rows, key=lambda r: r["event_id"]) == sorted(expected, key=lambda r: r["event_id"])
+
+
 def test_render_fills_in_broker_topics_windows_and_bounded_mode():
     values = sql.variables("broker-1:9092", bounded=True, overrides={"events_topic": "my.events",
-                                                                    "active_users_window": "1 day"})
+                                                                    "active_users_window": "1d"})
     rendered = sql.render(settings.SQL_DIR / "active_users.sql", values)
 
     assert "'properties.bootstrap.servers' = 'broker-1:9092'" in rendered
@@ -218,7 +246,7 @@ def test_render_command_prints_the_sql_for_the_sql_client():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"trigger_windw": "1 minute"}, "unknown SQL variable trigger_windw"),
+        ({"trigger_windw": "1m"}, "unknown SQL variable trigger_windw"),
         ({"trigger_window": "1 fortnight"}, "trigger_window='1 fortnight' is not a duration"),
         ({"startup_mode": "beginning"}, "startup_mode='beginning': choose one of"),
     ],

@@ -8,6 +8,7 @@ import yaml
 from rtm.campaigns import CampaignSet, load_definition
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, settle
 from rtm.events import Event, parse_event
+from rtm.records import SessionRecord, Trigger
 
 T0 = 1_795_600_000_000  # 2026-11-25T07:06:40Z
 SEC, MIN, HOUR = 1000, 60_000, 3_600_000
@@ -32,27 +33,27 @@ class User:
                  config: EngineConfig = DEFAULT_CONFIG) -> None:
         self.campaigns, self.profile, self.config = campaigns, profile, config
         self.state: bytes | None = None
-        self.triggers: list[dict] = []
-        self.sessions: list[dict] = []
+        self.triggers: list[Trigger] = []
+        self.sessions: list[SessionRecord] = []
         self.duplicates = 0
         self.next_deadline: int | None = None
 
-    def _take(self, result) -> list[dict]:
+    def _take(self, result) -> list[Trigger]:
         self.state, self.next_deadline = result.state, result.next_deadline
         self.triggers += result.triggers
         self.sessions += result.sessions
         self.duplicates += result.duplicate
         return result.triggers
 
-    def send(self, *events: Event) -> list[dict]:
+    def send(self, *events: Event) -> list[Trigger]:
         """Apply events; return the triggers they caused."""
         fired = []
         for e in events:
             fired += self._take(apply_event(self.state, e, self.campaigns, self.profile, self.config))
         return fired
 
-    def settle(self, at: int) -> list[dict]:
+    def settle(self, at: int) -> list[Trigger]:
         return self._take(settle(self.state, T0 + at, self.campaigns, self.profile, self.config))
 
-    def fired(self, campaign_id: str) -> list[dict]:
-        return [t for t in self.triggers if t["campaign_id"] == campaign_id]
+    def fired(self, campaign_id: str) -> list[Trigger]:
+        return [t for t in self.triggers if t.campaign_id == campaign_id]

@@ -49,7 +49,7 @@ def test_a_new_version_drops_the_old_partial_match_but_not_the_new_one():
     assert user.triggers == []  # not completed with v1's progress
     user.send(pv("p4", 3 * SEC), pv("p5", 4 * SEC))
     [trigger] = user.triggers
-    assert trigger["campaign_version"] == 2 and trigger["matched_event_ids"] == ["p3", "p4", "p5"]
+    assert trigger.campaign_version == 2 and trigger.matched_event_ids == ["p3", "p4", "p5"]
 
 
 def test_retiring_a_campaign_drops_its_state_on_the_next_touch():
@@ -104,7 +104,7 @@ action: {channel: push, endpoint: p}
     assert wakes[1].has("b", False) and wakes[1].has("c", False) and not wakes[1].has("a", False)
     user = User(campaigns)
     user.send(event("1", "a", 0), event("2", "b", SEC))
-    assert [t["matched_event_ids"] for t in user.triggers] == [["1", "2"]]
+    assert [t.matched_event_ids for t in user.triggers] == [["1", "2"]]
 
 
 def test_the_same_input_gives_the_same_output_and_trigger_ids(shipped):
@@ -117,14 +117,14 @@ def test_the_same_input_gives_the_same_output_and_trigger_ids(shipped):
 
     first, second = run(), run()
     assert first == second and len(first[0]) >= 3
-    assert len({t["trigger_id"] for t in first[0]}) == len(first[0])
+    assert len({t.trigger_id for t in first[0]}) == len(first[0])
 
 
 def test_trigger_id_depends_on_the_campaign_version():
     a, b = User(campaign_set(THREE)), User(campaign_set(THREE.replace("version: 1", "version: 2")))
     for user in (a, b):
         user.send(pv("p1", 0), pv("p2", 1), pv("p3", 2))
-    assert a.triggers[0]["trigger_id"] != b.triggers[0]["trigger_id"]
+    assert a.triggers[0].trigger_id != b.triggers[0].trigger_id
 
 
 def test_machine_back_in_its_initial_state_drops_the_match():
@@ -145,7 +145,7 @@ action: {channel: push, endpoint: p}
     user.send(event("1", "login", 0), event("2", "logout", 1), event("3", "buy", 2))
     assert user.triggers == []
     user.send(event("4", "login", 3), event("5", "buy", 4))
-    assert [t["matched_event_ids"] for t in user.triggers] == [["4", "5"]]
+    assert [t.matched_event_ids for t in user.triggers] == [["4", "5"]]
 
 
 def test_at_least_and_at_most_steps():
@@ -163,7 +163,7 @@ action: {channel: push, endpoint: p}
     assert user.triggers == []
     user.send(*(event(f"a{i}", "add_to_cart", i) for i in range(2, 7)), event("c2", "checkout", 10))
     # The first match takes at most 3 adds; later adds are ignored until checkout.
-    assert [t["matched_event_ids"] for t in user.triggers] == [["a1", "a2", "a3", "c2"]]
+    assert [t.matched_event_ids for t in user.triggers] == [["a1", "a2", "a3", "c2"]]
 
 
 def test_runtime_condition_errors_are_reported_not_raised():
@@ -224,4 +224,4 @@ action: {channel: push, endpoint: p, data: {pages: "{{ session.pages }}"}}
     assert campaigns.reads_session_id and not campaigns.get("no_id").reads_session_id
     user = User(campaigns)
     user.send(pv("p1", 0), pv("p2", SEC))
-    assert [t["data"] for t in user.triggers] == [{"pages": 1}, {"session": user.sessions[0]["session_id"]}]
+    assert [t.data for t in user.triggers] == [{"pages": 1}, {"session": user.sessions[0].session_id}]

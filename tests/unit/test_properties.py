@@ -74,11 +74,11 @@ def _matches(filt, e) -> bool:
 
 def assert_pattern_completed(trigger, stream):
     """An independent check that the matched events really complete the campaign's pattern."""
-    campaign = CAMPAIGNS.get(trigger["campaign_id"])
+    campaign = CAMPAIGNS.get(trigger.campaign_id)
     pattern = campaign.pattern
     at = {e.event_id: i for i, e in enumerate(stream)}
-    real = [i for i in trigger["matched_event_ids"] if i in at]
-    end = trigger["event_time"]
+    real = [i for i in trigger.matched_event_ids if i in at]
+    end = trigger.event_time
     if not real:  # completed by the synthetic user_left_game: an hour without game events
         game = [e for e in stream if e.context.get("app") == "game" and e.ts < end]
         assert game and game[-1].ts == end - HOUR, trigger
@@ -123,7 +123,7 @@ def test_caps_are_never_exceeded(history):
     user = run(events, profile, end=10 * 24 * HOUR)
     for campaign in CAMPAIGNS:
         limits = campaign.limits
-        times = sorted(t["event_time"] for t in user.fired(campaign.id))
+        times = sorted(t.event_time for t in user.fired(campaign.id))
         if limits.lifetime_cap is not None:
             assert len(times) <= limits.lifetime_cap
         if limits.cooldown is not None:

@@ -20,8 +20,8 @@ def test_first_time_visitor_on_landing_gets_the_coupon(shipped):
     user = User(shipped)
     user.send(landing(user_id=None, anonymous_id="anon-1"))
     [trigger] = user.fired("welcome_coupon")
-    assert trigger["channel"] == "popup" and trigger["data"] == {"coupon_code": "WELCOME5", "amount_usd": 5}
-    assert trigger["matched_event_ids"] == ["e1"] and trigger["anonymous_id"] == "anon-1"
+    assert trigger.channel == "popup" and trigger.data == {"coupon_code": "WELCOME5", "amount_usd": 5}
+    assert trigger.matched_event_ids == ["e1"] and trigger.anonymous_id == "anon-1"
 
 
 def test_returning_visitor_on_landing_gets_no_coupon(shipped):
@@ -42,8 +42,8 @@ def test_known_user_viewing_a_section_gets_a_popup_for_that_section(shipped):
     user = User(shipped, VIP)
     user.send(event("e1", "page_view", 0, params={"section": "shoes"}))
     [trigger] = user.fired("store_section_popup")
-    assert trigger["data"] == {"section": "shoes"}
-    assert trigger["message"] == "New arrivals in Shoes for you, Ann!"
+    assert trigger.data == {"section": "shoes"}
+    assert trigger.message == "New arrivals in Shoes for you, Ann!"
 
 
 def test_anonymous_user_viewing_a_section_gets_no_popup(shipped):
@@ -56,7 +56,7 @@ def test_section_popup_cap_of_one_per_hour_is_kept(shipped):
     user = User(shipped)
     for i, at in enumerate([0, 10 * MIN, 50 * MIN, 61 * MIN]):
         user.send(event(f"e{i}", "page_view", at, params={"section": f"s{i}"}))
-    assert [t["data"]["section"] for t in user.fired("store_section_popup")] == ["s0", "s3"]
+    assert [t.data["section"] for t in user.fired("store_section_popup")] == ["s0", "s3"]
 
 
 # -- VIP at checkout with fewer than 4 items -> recommendations -----------------------
@@ -71,7 +71,7 @@ def test_vip_at_checkout_with_few_items_gets_the_profile_recommendations(shipped
     user = User(shipped, {**VIP, "user_id": uid})
     user.send(event("e1", "checkout", 0, user_id=uid, params={"cart_items": 3}))
     [trigger] = user.fired("vip_checkout_recommendations")
-    assert trigger["data"] == {"items": ["sku-1", "sku-2"]} and trigger["holdout"] is False
+    assert trigger.data == {"items": ["sku-1", "sku-2"]} and trigger.holdout is False
 
 
 @pytest.mark.parametrize("profile, items", [
@@ -92,7 +92,7 @@ def test_vip_in_the_holdout_group_is_recorded_but_marked_holdout(shipped):
     user = User(shipped, {**VIP, "user_id": uid})
     user.send(event("e1", "checkout", 0, user_id=uid, params={"cart_items": 1}))
     [trigger] = user.fired("vip_checkout_recommendations")
-    assert trigger["holdout"] is True
+    assert trigger.holdout is True
 
 
 def test_holdout_share_is_close_to_the_configured_share():
@@ -114,16 +114,16 @@ def test_cart_abandoned_email_fires_4h_after_the_add(shipped):
     assert user.next_deadline == event("x", "x", 4 * HOUR).ts  # ...then the absence deadline
     user.settle(4 * HOUR)
     [trigger] = user.fired("cart_abandoned_email")
-    assert trigger["data"] == {"template": "cart_abandoned", "sku": "s1"}
-    assert trigger["event_time"] == event("x", "x", 4 * HOUR).ts
-    assert trigger["matched_event_ids"][0] == "c1" and trigger["matched_event_ids"][1].startswith("absence:")
+    assert trigger.data == {"template": "cart_abandoned", "sku": "s1"}
+    assert trigger.event_time == event("x", "x", 4 * HOUR).ts
+    assert trigger.matched_event_ids[0] == "c1" and trigger.matched_event_ids[1].startswith("absence:")
 
 
 def test_cart_abandoned_other_activity_does_not_postpone_it(shipped):
     user = User(shipped)
     user.send(add("c1", 0), event("p1", "page_view", 3 * HOUR), event("p2", "page_view", 3 * HOUR + 50 * MIN))
     user.settle(4 * HOUR)
-    assert [t["event_time"] for t in user.fired("cart_abandoned_email")] == [event("x", "x", 4 * HOUR).ts]
+    assert [t.event_time for t in user.fired("cart_abandoned_email")] == [event("x", "x", 4 * HOUR).ts]
 
 
 def test_cart_abandoned_a_later_add_to_cart_postpones_it_and_names_the_last_item(shipped):
@@ -133,7 +133,7 @@ def test_cart_abandoned_a_later_add_to_cart_postpones_it_and_names_the_last_item
     assert user.fired("cart_abandoned_email") == []
     user.settle(6 * HOUR)
     [trigger] = user.fired("cart_abandoned_email")
-    assert trigger["data"]["sku"] == "s2" and trigger["matched_event_ids"][0] == "c2"
+    assert trigger.data["sku"] == "s2" and trigger.matched_event_ids[0] == "c2"
 
 
 def test_cart_abandoned_is_cancelled_by_a_purchase(shipped):
@@ -171,9 +171,9 @@ def test_an_hour_without_game_events_sends_the_come_back_email(shipped):
     assert user.fired("game_come_back_email") == []
     user.settle(80 * MIN)
     [trigger] = user.fired("game_come_back_email")
-    assert trigger["data"] == {"template": "come_back", "game": "chess"}
-    assert trigger["event_time"] == event("x", "x", 80 * MIN).ts
-    [marker] = trigger["matched_event_ids"]
+    assert trigger.data == {"template": "come_back", "game": "chess"}
+    assert trigger.event_time == event("x", "x", 80 * MIN).ts
+    [marker] = trigger.matched_event_ids
     assert marker.startswith("user_left_game:")
 
 
@@ -182,7 +182,7 @@ def test_come_back_email_fires_even_when_the_last_game_event_names_no_game(shipp
     user.send(game("g1", 0), event("g2", "play", MIN, context={"app": "game"}))
     user.settle(2 * HOUR)
     [trigger] = user.fired("game_come_back_email")
-    assert trigger["data"]["game"] is None and trigger["event_time"] == event("x", "x", HOUR + MIN).ts
+    assert trigger.data["game"] is None and trigger.event_time == event("x", "x", HOUR + MIN).ts
 
 
 def test_a_game_event_within_the_hour_keeps_the_user_in(shipped):
@@ -209,7 +209,7 @@ def test_three_page_views_in_one_session_are_eligible(shipped):
     user = User(shipped)
     user.send(pv("p1", 0), event("x1", "add_to_cart", MIN), pv("p2", 2 * MIN), pv("p3", 3 * MIN))
     [trigger] = user.fired("three_page_views")
-    assert trigger["matched_event_ids"] == ["p1", "p2", "p3"] and trigger["data"]["pages"] == 3
+    assert trigger.matched_event_ids == ["p1", "p2", "p3"] and trigger.data["pages"] == 3
 
 
 def test_three_page_views_across_two_sessions_are_not(shipped):
@@ -217,7 +217,7 @@ def test_three_page_views_across_two_sessions_are_not(shipped):
     user.send(pv("p1", 0), pv("p2", MIN), pv("p3", 40 * MIN))  # 39 min gap > 30 min: new session
     assert user.fired("three_page_views") == []
     user.send(pv("p4", 41 * MIN), pv("p5", 42 * MIN))
-    assert [t["matched_event_ids"] for t in user.fired("three_page_views")] == [["p3", "p4", "p5"]]
+    assert [t.matched_event_ids for t in user.fired("three_page_views")] == [["p3", "p4", "p5"]]
 
 
 # -- state machine: login -> main_screen <-> chat -> play ---------------------------
@@ -227,7 +227,7 @@ def test_state_machine_fires_on_entering_play_after_chat_round_trips(shipped):
     types = ["login", "main_screen", "chat", "main_screen", "chat", "main_screen", "play"]
     user.send(*(event(f"m{i}", t, i * SEC) for i, t in enumerate(types)))
     [trigger] = user.fired("login_to_play")
-    assert trigger["matched_event_ids"][-1] == "m6" and trigger["channel"] == "push"
+    assert trigger.matched_event_ids[-1] == "m6" and trigger.channel == "push"
 
 
 @pytest.mark.parametrize("types", [
@@ -268,8 +268,8 @@ def test_window_exceeded_does_not_match_but_a_fresh_start_does():
     assert user.triggers == []
     user.send(event("v2", "page_view", 12 * MIN, params={"sku": "x"}),
               event("a2", "add_to_cart", 13 * MIN, params={"sku": "x"}))
-    assert [t["matched_event_ids"] for t in user.triggers] == [["v2", "a2"]]
-    assert user.triggers[0]["message"] == "x"
+    assert [t.matched_event_ids for t in user.triggers] == [["v2", "a2"]]
+    assert user.triggers[0].message == "x"
 
 
 def test_a_binding_feeds_a_later_condition():
@@ -310,6 +310,6 @@ limits: {cooldown: 10m, max: 3, per: 1d}
 def test_cooldown_and_cap_per_period():
     user = User(campaign_set(COOLDOWN))
     user.send(*(event(f"a{m}", "add_to_cart", m * MIN) for m in range(0, 60, 5)))
-    assert [t["matched_event_ids"] for t in user.triggers] == [["a0"], ["a10"], ["a20"]]
+    assert [t.matched_event_ids for t in user.triggers] == [["a0"], ["a10"], ["a20"]]
     user.send(event("next-day", "add_to_cart", 25 * HOUR))
     assert len(user.triggers) == 4

@@ -16,16 +16,16 @@ def test_event_after_a_passed_deadline_sees_the_deadline_fire_first_with_its_own
     user.send(add("c1", 0))
     # No timer ran; the next event comes an hour after the 4 h deadline.
     fired = user.send(event("v1", "page_view", 5 * HOUR, params={"section": "hats"}))
-    assert [t["campaign_id"] for t in fired] == ["cart_abandoned_email", "store_section_popup"]
-    assert fired[0]["event_time"] == T0 + 4 * HOUR
-    assert fired[1]["event_time"] == T0 + 5 * HOUR
+    assert [t.campaign_id for t in fired] == ["cart_abandoned_email", "store_section_popup"]
+    assert fired[0].event_time == T0 + 4 * HOUR
+    assert fired[1].event_time == T0 + 5 * HOUR
 
 
 def test_deadline_due_exactly_at_the_event_time_fires_before_it(shipped):
     user = User(shipped)
     user.send(add("c1", 0))
     fired = user.send(add("c2", 4 * HOUR))  # would restart the wait if applied first
-    assert [t["matched_event_ids"][0] for t in fired] == ["c1"]
+    assert [t.matched_event_ids[0] for t in fired] == ["c1"]
 
 
 def test_a_deadline_not_yet_due_does_not_fire_and_the_event_restarts_it(shipped):
@@ -38,11 +38,11 @@ def test_session_gap_is_closed_before_the_next_event_opens_a_new_session(shipped
     user = User(shipped)
     user.send(event("a", "page_view", 0), event("b", "page_view", 10 * MIN))
     user.send(event("c", "page_view", 45 * MIN))  # 35 min after the last event; no timer ran
-    assert [(s["kind"], s["index"]) for s in user.sessions] == [
+    assert [(s.kind, s.index) for s in user.sessions] == [
         ("session_start", 1), ("session_end", 1), ("session_start", 2)]
     end = user.sessions[1]
-    assert (end["start"], end["end"], end["event_count"], end["pages"]) == (T0, T0 + 10 * MIN, 2, 2)
-    assert user.sessions[2]["session_id"] != end["session_id"]
+    assert (end.start, end.end, end.event_count, end.pages) == (T0, T0 + 10 * MIN, 2, 2)
+    assert user.sessions[2].session_id != end.session_id
 
 
 def test_a_timer_closes_the_session_of_a_quiet_user(shipped):
@@ -50,10 +50,10 @@ def test_a_timer_closes_the_session_of_a_quiet_user(shipped):
     user.send(event("a", "login", 0, context={"platform": "ios"}))
     assert user.next_deadline == T0 + 30 * MIN
     user.settle(30 * MIN - 1)
-    assert [s["kind"] for s in user.sessions] == ["session_start"]
+    assert [s.kind for s in user.sessions] == ["session_start"]
     user.settle(30 * MIN)
-    assert [s["kind"] for s in user.sessions] == ["session_start", "session_end"]
-    assert user.sessions[1]["platform"] == "ios"
+    assert [s.kind for s in user.sessions] == ["session_start", "session_end"]
+    assert user.sessions[1].platform == "ios"
 
 
 def test_settle_is_idempotent_and_a_stale_timer_does_nothing(shipped):
