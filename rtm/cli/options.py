@@ -62,6 +62,13 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> i
         raise click.BadParameter(err.message) from None
 
 
+max_future_option = click.option(
+    "--max-future", "max_future", callback=duration, default="1h", show_default=True,
+    help="An event whose ts is further ahead than this of its Kafka record's timestamp (over files: of the largest "
+    "event time before it) goes to rtm.dlq: a wrong clock must not move time for everyone.",
+)
+
+
 # Engine settings a user may change, as (option, EngineConfig field, help).
 _ENGINE_OPTIONS = (
     ("--session-gap", "session_gap_ms", "A session closes after this much event time without an event."),
