@@ -64,9 +64,10 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     click.echo(b"".join(encode(trigger) + b"\n" for trigger in result.triggers), nl=False)  # one write, not one per line
     for error in result.errors:
         warn(f"warning: {error}")
-    skipped = f", {result.late} late" if result.late else ""
-    skipped += f", {result.after_until} after --until (skipped)" if result.after_until else ""
-    warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{skipped}: "
+    notes = f", {len(result.errors)} condition errors" if result.errors else ""
+    notes += f", {result.late} late" if result.late else ""
+    notes += f", {result.after_until} after --until (skipped)" if result.after_until else ""
+    warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{notes}: "
          f"{len(result.triggers)} triggers, {sum(t['holdout'] for t in result.triggers)} of them holdout")
 
 

@@ -87,3 +87,19 @@ def test_preview_names_the_setting_to_change_when_settings_contradict(tmp_path):
     assert result.exit_code != 0
     assert "--allowed-lateness (7200s) is above --dedup-horizon (3600s)" in str(result.exception)
     assert "lower --allowed-lateness or raise --dedup-horizon" in str(result.exception)
+
+
+def test_a_message_past_the_size_limit_is_a_counted_condition_error_and_no_trigger(tmp_path):
+    (tmp_path / "echo.yaml").write_text(
+        "id: echo\nversion: 1\npattern:\n  steps:\n    - event: note\n"
+        "action:\n  channel: push\n  endpoint: app\n  message: \"{{ event.params.text }}\"\n")
+    notes = [{"event_id": f"n{i}", "type": "note", "ts": "2026-11-25T10:00:00Z", "user_id": f"u{i}",
+              "params": {"text": text}} for i, text in enumerate(["short", "x" * 40_000])]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in notes))
+    result = CliRunner().invoke(cli, ["preview", "--campaigns", str(tmp_path / "echo.yaml"),
+                                      "--events", str(tmp_path / "events.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert [t["message"] for t in triggers(result.stdout)] == ["short"]
+    assert "warning: echo: rendering failed, no trigger: RenderedTooLarge: the template's value would be 40000 " \
+           "characters, above the limit of 32768" in result.stderr
+    assert "2 events, 2 users, 0 duplicates, 1 condition errors: 1 triggers" in result.stderr
