@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from rtm import kafka_config
-from rtm.engine import DEFAULT_CONFIG
+from rtm.engine import DEFAULT_CONFIG, EngineConfig
 from rtm.errors import RtmError
 from rtm.events import InvalidEvent, parse_ts
 from rtm.patterns import FieldError, parse_duration
@@ -78,14 +78,21 @@ _ENGINE_OPTIONS = (
 )
 
 
+def engine_config(params: dict) -> EngineConfig:
+    """The EngineConfig of a command's parsed `engine_options` (its params by name)."""
+    changes = {field: params[field] for _, field, _ in _ENGINE_OPTIONS if params[field] is not None}
+    return dataclasses.replace(DEFAULT_CONFIG, **changes)
+
+
 def engine_options(command):
     """Add the engine's time settings (durations such as 30m, 1h, 7d) and pass them to the
     command as one `engine_config: EngineConfig` argument."""
 
     @functools.wraps(command)
     def with_config(*args, **kwargs):
-        changes = {field: kwargs.pop(field) for _, field, _ in _ENGINE_OPTIONS}
-        config = dataclasses.replace(DEFAULT_CONFIG, **{k: v for k, v in changes.items() if v is not None})
+        config = engine_config(kwargs)
+        for _, field, _ in _ENGINE_OPTIONS:
+            del kwargs[field]
         return command(*args, engine_config=config, **kwargs)
 
     for option, field, text in reversed(_ENGINE_OPTIONS):

@@ -14,7 +14,14 @@ import click
 import msgspec
 
 from rtm import checkpoints, kafka_broker, settings, topics
-from rtm.cli.options import bootstrap_option, duration, engine_options, max_future_option, until_option
+from rtm.cli.options import (
+    bootstrap_option,
+    duration,
+    engine_config,
+    engine_options,
+    max_future_option,
+    until_option,
+)
 from rtm.preview import read_profiles
 from rtm.time_rules import TimeRules
 
@@ -75,8 +82,7 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     from jobs import campaign_job, startup
     from jobs.environment import local_environment
 
-    rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config,
-                      max_future_ms=max_future)
+    rules = _time_rules(out_of_orderness, bounded, until, engine_config, max_future)
     rules.check(idle_timeout)  # before anything starts
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap, dataclasses.astuple(job_topics), compacted=job_topics.compacted)
@@ -94,6 +100,18 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
         run_job()
     else:
         _run_until_stopped(run_job)
+
+
+def _time_rules(out_of_orderness: int, bounded: bool, until: int | None, engine_config, max_future: int) -> TimeRules:
+    return TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config,
+                     max_future_ms=max_future)
+
+
+def check_settings(params: dict) -> None:
+    """Raise SettingsError if the parsed options of `rtm run` contradict each other (for
+    `rtm submit`, before a slow submission)."""
+    _time_rules(params["out_of_orderness"], params["bounded"], params["until"], engine_config(params),
+                params["max_future"]).check(params["idle_timeout"])
 
 
 def _run_until_stopped(run_job) -> None:

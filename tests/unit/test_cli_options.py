@@ -70,3 +70,9 @@ def test_every_contradiction_is_named_at_once(tmp_path):
     assert "--dedup-horizon" in result.output and "--session-gap" not in result.output
     assert "--max-future (0s)" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_rtm_submit_refuses_contradicting_settings_before_it_looks_for_a_cluster():
+    result = CliRunner().invoke(main, ["submit", "--jobmanager", "127.0.0.1:1", "--", "--allowed-lateness", "2h"])
+    assert result.exit_code == 2, result.output
+    assert "--allowed-lateness (7200s) is above --dedup-horizon (3600s)" in result.output
