@@ -77,6 +77,7 @@ def run(
 ):
     """Run on Kafka; a bounded run reads each topic up to its end offsets at start.
     Returns the JobExecutionResult, or at once the JobClient when `detached`."""
+    rules.check(idle_timeout_ms)  # a contradiction fails here, with the option to change, not at the 128th event
     if bounded and delivery == AT_LEAST_ONCE:
         # A bounded at-least-once run has no transaction to commit and is never resumed (a
         # replay starts empty, from the start): checkpoints every 10 s cost about a sixth of
@@ -86,7 +87,7 @@ def run(
     event_time = kafka_io.watermarks(rules.out_of_orderness_ms, idle_timeout_ms)
     # A live run resumes events where the last one committed; the compacted topics are
     # always read whole (re-applying a profile or campaign changes nothing).
-    events = kafka.kafka_source(topics.events, EVENT, from_beginning=bounded)
+    events = kafka.kafka_source(topics.events, EVENT, from_beginning=bounded, max_future_ms=rules.max_future_ms)
     profiles = None
     if bounded:
         user_inputs = kafka.read(kafka.one_after_another(kafka.kafka_source(topics.profiles, PROFILE), events),
@@ -108,7 +109,9 @@ def backtest(env: StreamExecutionEnvironment, profiles: list[Row], events: list[
              rules: TimeRules) -> dict[str, list[str]]:
     """The same pipeline over kafka_io.RAW_RECORD rows in memory (the profiles first, as a
     bounded run reads them); returns each output's JSON values."""
-    user_inputs = kafka_io.raw_records(env, [*profiles, *events], "records", "records").assign_timestamps_and_watermarks(
+    rules.check()
+    user_inputs = kafka_io.raw_records(env, [*profiles, *events], "records", "records",
+                                       rules.max_future_ms).assign_timestamps_and_watermarks(
         kafka_io.watermarks(rules.out_of_orderness_ms, 5_000))
     outputs = build_pipeline(user_inputs, kafka_io.raw_records(env, [], "no campaigns", "no-campaigns"),
                              startup_campaigns, rules)

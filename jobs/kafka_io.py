@@ -41,6 +41,9 @@ EXACTLY_ONCE = "exactly-once"
 # default (1 h) makes exactly-once jobs fail at start.
 TRANSACTION_TIMEOUT_MS = 600_000
 
+# No limit on how far ahead of its Kafka timestamp an event may be (Java's Long.MAX_VALUE).
+NO_FUTURE_LIMIT = 2**63 - 1
+
 # Records that did not come from Kafka (a backtest's files), for `raw_records`.
 RAW_RECORD = Types.ROW_NAMED(
     ["kind", "key", "value", "topic", "partition", "offset"],
@@ -103,11 +106,15 @@ def key_by_user(keyable: DataStream) -> KeyedStream:
     return KeyedStream(j_keyed, _from_java_type(_rtm().Inputs.INPUT), keyable)
 
 
-def raw_records(env: StreamExecutionEnvironment, records: list[Row], name: str, uid: str) -> DataStream:
-    """Read rows from RAW_RECORD rows in memory, read as the Kafka sources read records."""
+def raw_records(env: StreamExecutionEnvironment, records: list[Row], name: str, uid: str,
+                max_future_ms: int = NO_FUTURE_LIMIT) -> DataStream:
+    """Read rows from RAW_RECORD rows in memory, read as the Kafka sources read records; an
+    event more than `max_future_ms` ahead of the largest event time before it is refused."""
     rtm = _rtm()
     raw = env.from_collection(records, type_info=RAW_RECORD)
-    return DataStream(raw._j_data_stream.map(rtm.RawRecords(), rtm.Inputs.READ).name(name).uid(uid))
+    # One instance, in file order: "the largest event time before it" means the file's order.
+    read = raw._j_data_stream.map(rtm.RawRecords(max_future_ms), rtm.Inputs.READ).setParallelism(1)
+    return DataStream(read.name(name).uid(uid))
 
 
 @dataclass
@@ -128,11 +135,13 @@ class KafkaIO:
         if self.delivery not in (AT_LEAST_ONCE, EXACTLY_ONCE):
             raise ValueError(f"delivery must be {AT_LEAST_ONCE!r} or {EXACTLY_ONCE!r}, not {self.delivery!r}")
 
-    def kafka_source(self, topic: str, kind: str, *, from_beginning: bool = True, wall_clock: bool = False) -> KafkaSource:
+    def kafka_source(self, topic: str, kind: str, *, from_beginning: bool = True, wall_clock: bool = False,
+                     max_future_ms: int = NO_FUTURE_LIMIT) -> KafkaSource:
         """A source of read rows of `kind` from `topic` (all partitions). `from_beginning`
         False resumes from the offsets the job's group committed (earliest without any);
         `wall_clock` stamps records with the wall clock instead of no event time (for live
-        slow inputs, whose watermark must not hold the events' back)."""
+        slow inputs, whose watermark must not hold the events' back); an event whose `ts` is
+        more than `max_future_ms` ahead of its record's Kafka timestamp cannot be keyed."""
         offsets = (
             KafkaOffsetsInitializer.earliest()
             if from_beginning
@@ -153,7 +162,7 @@ class KafkaIO:
             builder.set_property(key, value)
         if self.bounded:
             builder.set_bounded(KafkaOffsetsInitializer.latest())
-        builder._j_builder.setDeserializer(_rtm().KafkaInputs(kind, wall_clock))
+        builder._j_builder.setDeserializer(_rtm().KafkaInputs(kind, wall_clock, max_future_ms))
         return builder.build()
 
     def read(self, source, strategy: WatermarkStrategy, name: str, uid: str) -> DataStream:

@@ -9,7 +9,8 @@ One record at a time, in order per partition:
    record read again after a restart) and is skipped;
 5. otherwise it is sent, retried with exponential backoff on transient failures
    (5xx, connection errors, timeouts), and dead-lettered on permanent ones (other
-   non-2xx answers, a missing or unusable endpoint, retries exhausted);
+   non-2xx answers, a missing or unusable endpoint, a host the operator did not allow
+   (rtm.allowed_hosts), retries exhausted);
 6. a sent id is written to the store right after the send, and only then, for every
    outcome, is the record's offset committed.
 
@@ -31,11 +32,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
+
 import msgspec
 import requests
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
 from rtm import kafka_config, settings
+from rtm.allowed_hosts import GuardedAdapter, HostPolicy, RefusedHost
 from rtm.dlq import dead_letter
 from rtm.errors import RtmError
 from rtm.records import Trigger
@@ -79,11 +83,15 @@ Sender = Callable[[Trigger, bytes], None]
 
 
 class WebhookSender:
-    """POST the trigger's JSON, exactly as it was on Kafka, to its endpoint."""
+    """POST the trigger's JSON, exactly as it was on Kafka, to its endpoint, if `hosts` allows it."""
 
-    def __init__(self, timeout_s: float):
-        self.timeout_s = timeout_s
+    def __init__(self, timeout_s: float, hosts: HostPolicy):
+        self.timeout_s, self.hosts = timeout_s, hosts
         self._session = requests.Session()
+        self._session.trust_env = False  # no proxy from the environment: the checked address is the one called
+        adapter = GuardedAdapter(hosts)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
 
     def __call__(self, trigger: Trigger, body: bytes) -> None:
         url = trigger.endpoint
@@ -91,9 +99,18 @@ class WebhookSender:
             raise PermanentFailure("has no endpoint: a webhook campaign must give one (an http(s) URL)")
         headers = {"Content-Type": "application/json", "Idempotency-Key": trigger.trigger_id}
         try:
+            host = urlsplit(url).hostname
+            if host is None or urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError("no http(s) scheme and host")
+        except ValueError as err:
+            raise PermanentFailure(f"endpoint {url!r} is not a usable http(s) URL: {err}") from err
+        try:
+            self.hosts.check_host(host)
             response = self._session.post(
                 url, data=body, headers=headers, timeout=self.timeout_s, allow_redirects=False
             )
+        except RefusedHost as err:
+            raise PermanentFailure(f"endpoint {url!r} refused: {err}") from err
         except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
                 requests.exceptions.InvalidURL) as err:
             raise PermanentFailure(f"endpoint {url!r} is not a usable http(s) URL: {err}") from err
@@ -112,9 +129,9 @@ def print_to_console(trigger: Trigger, body: bytes) -> None:
     print(body.decode(errors="replace"), flush=True)
 
 
-def sender_for(channel: str, timeout_s: float) -> Sender:
+def sender_for(channel: str, timeout_s: float, hosts: HostPolicy) -> Sender:
     if channel == "webhook":
-        return WebhookSender(timeout_s)
+        return WebhookSender(timeout_s, hosts)
     if channel == "console":
         return print_to_console
     raise RtmError(f"unknown delivery channel {channel!r}: choose one of {', '.join(CHANNELS)}")
@@ -241,8 +258,10 @@ class Deliverer:
 def run(bootstrap: str, channel: str, *, store_path: Path, group_id: str,
         topic: str = settings.TRIGGERS_TOPIC, dlq_topic: str = settings.DLQ_TOPIC,
         retry: RetryPolicy = RetryPolicy(), timeout_s: float = 10.0, max_records: int | None = None,
-        idle_timeout_s: float | None = None, stop: threading.Event | None = None) -> Counter[Outcome]:
+        idle_timeout_s: float | None = None, stop: threading.Event | None = None,
+        hosts: HostPolicy = HostPolicy()) -> Counter[Outcome]:
     """Deliver the `channel` triggers of `topic` until `stop` is set; count the outcomes.
+    Webhooks go only to the hosts `hosts` allows (none by default: rtm.allowed_hosts).
 
     Bounded runs stop after `max_records` handled records, or `idle_timeout_s` without
     a record (counted from when the consumer got its partitions).
@@ -250,7 +269,7 @@ def run(bootstrap: str, channel: str, *, store_path: Path, group_id: str,
     stop = stop or threading.Event()
     store = SentStore(store_path)
     deliverer = Deliverer(
-        channel, sender_for(channel, timeout_s), store,
+        channel, sender_for(channel, timeout_s, hosts), store,
         Producer(kafka_config.librdkafka({"bootstrap.servers": bootstrap, "enable.idempotence": True})), dlq_topic,
         retry, stop,
     )

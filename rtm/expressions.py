@@ -4,7 +4,12 @@ Why Jinja2 and not CEL: measured on this project, a cel-python program took ~340
 per evaluation; a sandboxed Jinja2 expression takes ~4 us plus ~2 us per event for
 the shared context. The sandbox blocks attribute access outside the data; on top of
 it we drop globals such as range(), keep a whitelist of filters, and cap `*` and `**`
-so a condition's cost stays bounded.
+so a condition's cost stays bounded. What can be refused before any event arrives is
+refused when compiled (`rtm campaigns validate`): attributes that are not data
+(`__class__`, `__globals__`...), calls of anything but a few read-only methods, constant
+repeats past the cap, `%` formatting of text, template statements other than `if`. What only data can
+decide is capped when rendered: a template's text or value, and a payload as a whole, is
+at most MAX_RENDERED_CHARS (a trigger carries a message, not a document).
 
 Most conditions are comparisons of fields with constants (`session.pages == 3`). Those
 compile to one plain Python function that makes the very calls Jinja2's generated code
@@ -15,16 +20,25 @@ calls, inline if, ...) runs through Jinja2 itself.
 
 import keyword
 import operator
+from functools import wraps
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+import msgspec
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.compiler import operators as _COMPARISONS
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.nodes import EvalContext
 from jinja2.runtime import ChainableUndefined, Context, Undefined, missing, str_join
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_FUNCTION_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+    UNSAFE_METHOD_ATTRIBUTES,
+    ImmutableSandboxedEnvironment,
+)
 from jinja2.utils import _PassArg
 
 # The names every condition and template sees; campaigns add their bindings.
@@ -38,14 +52,62 @@ _SAFE_FILTERS = {
 }
 _MAX_REPEAT = 10_000  # longest sequence `*` may build
 _MAX_EXPONENT = 64
+# The longest text (or JSON) a template, or a whole payload, may render to.
+MAX_RENDERED_CHARS = 32 * 1024
+# The methods a condition or template may call: they read, and cost what their input costs.
+_METHODS = frozenset({
+    "get", "keys", "values", "items", "startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip",
+    "split", "count", "find", "index", "title", "capitalize", "isdigit", "isalpha", "isalnum", "islower", "isupper",
+})
+_UNSAFE_ATTRIBUTES = (UNSAFE_FUNCTION_ATTRIBUTES | UNSAFE_METHOD_ATTRIBUTES | UNSAFE_GENERATOR_ATTRIBUTES
+                      | UNSAFE_COROUTINE_ATTRIBUTES | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES | {"mro"})
+# Template statements: text, {{ expressions }} and {% if %}. Not {% for %}: nested loops over an
+# event's lists cost its length to the power of the depth (filters such as join and map do not).
+_STATEMENTS = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.If)
 
 
 class ExpressionError(ValueError):
     """A condition or template that does not compile; the message says why."""
 
 
+class RenderedTooLarge(SecurityError):
+    """A template rendered (or was about to render) more than MAX_RENDERED_CHARS on this data."""
+
+    def __init__(self, what: str, size: int | str) -> None:
+        super().__init__(f"{what} would be {size} characters, above the limit of {MAX_RENDERED_CHARS}: "
+                         "render a reference (an id, a URL) instead of content")
+
+
+def _bounded_replace(replace: Callable[..., Any]) -> Callable[..., Any]:
+    """The `replace` filter, refused before it builds a text above the limit."""
+
+    @wraps(replace)
+    def bounded(eval_ctx, s, old, new, count=None):
+        if isinstance(s, str) and isinstance(old, str) and isinstance(new, str):
+            times = s.count(old) if count is None else min(count, s.count(old))
+            size = len(s) + times * (len(new) - len(old))
+            if size > MAX_RENDERED_CHARS:
+                raise RenderedTooLarge("`replace`", size)
+        return replace(eval_ctx, s, old, new, count)
+
+    return bounded
+
+
+def _bounded_join(join: Callable[..., Any]) -> Callable[..., Any]:
+    """The `join` filter, refused before it builds a text above the limit."""
+
+    @wraps(join)
+    def bounded(eval_ctx, value, d="", attribute=None):
+        items = list(value) if not isinstance(value, (list, tuple)) else value
+        if isinstance(d, str) and len(d) * max(len(items) - 1, 0) > MAX_RENDERED_CHARS:
+            raise RenderedTooLarge("`join`", f"over {len(d) * (len(items) - 1)}")
+        return join(eval_ctx, items, d, attribute)
+
+    return bounded
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def __init__(self) -> None:
         # Chainable: `cart.params.sku` of an event without params is undefined, not an
@@ -53,6 +115,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         super().__init__(undefined=ChainableUndefined)
         self.globals.clear()
         self.filters = {name: f for name, f in self.filters.items() if name in _SAFE_FILTERS}
+        self.filters["replace"] = _bounded_replace(self.filters["replace"])
+        self.filters["join"] = _bounded_join(self.filters["join"])
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Data is dicts: `event.params` reads the key directly instead of failing an
@@ -62,6 +126,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Context, op: str, left: Any, right: Any) -> Any:
+        if op == "%":
+            if isinstance(left, str):  # "%100000000s" % 1 builds 100 MB
+                raise SecurityError("`%` formatting of text is refused: join text with ~")
+            return operator.mod(left, right)
         if op == "**":
             if isinstance(right, (int, float)) and abs(right) > _MAX_EXPONENT:
                 raise SecurityError(f"exponent {right} is above {_MAX_EXPONENT}")
@@ -144,8 +212,49 @@ class _Compiled:
         unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
         if unknown:
             raise ExpressionError(f"unknown name {unknown[0]!r}; available: {', '.join(sorted(allowed))}")
+        problem = _unsafe(ast)
+        if problem:
+            raise ExpressionError(f"{problem} in {source!r}")
         self.paths = _binding_paths(ast, bindings)
         self.reads_session_id = _reads_session_id(_binding_paths(ast, ("session",)).get("session", ()))
+
+
+def _unsafe(ast: nodes.Node) -> str | None:
+    """What in a condition or template is refused before any data is seen (the sandbox would
+    refuse much of it when evaluated; a campaign should fail `validate` instead), or None."""
+    for node in ast.find_all(nodes.Node):
+        if isinstance(node, nodes.Getattr) and (node.attr.startswith("_") or node.attr in _UNSAFE_ATTRIBUTES):
+            return f"attribute {node.attr!r} is not data: read the fields of {', '.join(NAMES)} and bound events"
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) \
+                and isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
+            return f"field {node.arg.value!r} is not data: names starting with _ are refused"
+        if isinstance(node, nodes.Call):
+            if not isinstance(node.node, nodes.Getattr) or node.node.attr not in _METHODS:
+                called = node.node.attr if isinstance(node.node, nodes.Getattr) else "a value"
+                return f"calling {called!r} is refused: only {', '.join(sorted(_METHODS))} may be called"
+        if isinstance(node, nodes.Mul):
+            for seq, times in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(times, nodes.Const) and type(times.value) is int:
+                    if isinstance(seq, nodes.Const):  # Jinja2 folds a constant list into one
+                        length = len(seq.value) if isinstance(seq.value, (str, list, tuple)) else 0
+                    else:
+                        length = len(seq.items) if isinstance(seq, (nodes.List, nodes.Tuple)) else 0
+                    if length * times.value > _MAX_REPEAT:
+                        return f"`*` would build a sequence of {length * times.value}, above {_MAX_REPEAT}"
+        if isinstance(node, nodes.Mod) and isinstance(node.left, nodes.Const) and isinstance(node.left.value, str):
+            return "`%` formatting of text is refused: join text with ~"
+        if isinstance(node, nodes.Pow) and isinstance(node.right, nodes.Const) \
+                and isinstance(node.right.value, (int, float)) and abs(node.right.value) > _MAX_EXPONENT:
+            return f"exponent {node.right.value} is above {_MAX_EXPONENT}"
+        if isinstance(node, nodes.Stmt) and not isinstance(node, _STATEMENTS) and not _is_result(node):
+            return f"the statement {{% {type(node).__name__.lower()} %}} is refused: templates are text, " \
+                   "{{ expressions }} and {% if %} (filters such as join and map go over lists)"
+    return None
+
+
+def _is_result(node: nodes.Node) -> bool:
+    """The `{% set __result = expr %}` an Expression is evaluated as."""
+    return isinstance(node, nodes.Assign) and isinstance(node.target, nodes.Name) and node.target.name == "__result"
 
 
 class Expression(_Compiled):
@@ -212,11 +321,33 @@ class Template(_Compiled):
             raise ExpressionError(f"template error in {source!r}: {err.message}") from None
 
     def render(self, scope: Scope) -> Any:
+        """The text (or, for a lone expression, the value); RenderedTooLarge past MAX_RENDERED_CHARS."""
         if self._native is not None:
-            return _jsonable(self._native.evaluate(scope))
+            value = _jsonable(self._native.evaluate(scope))
+            if isinstance(value, (list, dict)):
+                _check_size(value, "the template's value")
+            elif isinstance(value, str) and len(value) > MAX_RENDERED_CHARS:
+                raise RenderedTooLarge("the template's value", len(value))
+            return value
         if self._plain is not None:
-            return self._plain(scope)
-        return _ENV.concat(self._template.root_render_func(scope.context))
+            text = self._plain(scope)
+            if len(text) > MAX_RENDERED_CHARS:
+                raise RenderedTooLarge("the template's text", len(text))
+            return text
+        # Jinja2 streams its output: stop at the limit rather than build it all (a loop).
+        parts, size = [], 0
+        for part in self._template.root_render_func(scope.context):
+            size += len(part)
+            if size > MAX_RENDERED_CHARS:
+                raise RenderedTooLarge("the template's text", f"over {size}")
+            parts.append(part)
+        return _ENV.concat(parts)
+
+
+def _check_size(value: Any, what: str) -> None:
+    size = len(msgspec.json.encode(value))
+    if size > MAX_RENDERED_CHARS:
+        raise RenderedTooLarge(f"{what} as JSON", size)
 
 
 class _NotPlain(Exception):
@@ -224,7 +355,7 @@ class _NotPlain(Exception):
 
 
 _LITERALS = (str, int, bool, type(None))  # repr() writes them back exactly (floats: inf and nan do not)
-_PLAIN_BINOPS = {nodes.Add: "+", nodes.Sub: "-", nodes.Div: "/", nodes.FloorDiv: "//", nodes.Mod: "%",
+_PLAIN_BINOPS = {nodes.Add: "+", nodes.Sub: "-", nodes.Div: "/", nodes.FloorDiv: "//",
                  nodes.And: "and", nodes.Or: "or"}
 _PLAIN_UNOPS = {nodes.Not: "not ", nodes.Neg: "-", nodes.Pos: "+"}
 _EVAL_CONTEXT = EvalContext(_ENV, None)  # what `context.eval_ctx` is for every expression here
@@ -271,7 +402,7 @@ class _PlainPython:
             return "(" + code(node.expr) + "".join(f" {_COMPARISONS[op.op]} {code(op.expr)}" for op in node.ops) + ")"
         if kind in _PLAIN_BINOPS:
             return f"({code(node.left)} {_PLAIN_BINOPS[kind]} {code(node.right)})"
-        if kind in (nodes.Mul, nodes.Pow):
+        if kind in (nodes.Mul, nodes.Pow, nodes.Mod):
             return f"_binop(None, {node.operator!r}, {code(node.left)}, {code(node.right)})"
         if kind in _PLAIN_UNOPS:
             return f"({_PLAIN_UNOPS[kind]}{code(node.node)})"
@@ -340,11 +471,17 @@ class Payload:
 
     def __init__(self, value: Any, bindings: Collection[str], field: str) -> None:
         self._value = _compile_tree(value, bindings, field)
+        # One template is capped by itself; several may add up past the limit.
+        self._many = sum(1 for _ in _templates(self._value)) > 1
         self.paths = merge_paths(t.paths for t in _templates(self._value))
         self.reads_session_id = any(t.reads_session_id for t in _templates(self._value))
 
     def render(self, scope: Scope) -> Any:
-        return _render_tree(self._value, scope)
+        """The rendered value; RenderedTooLarge if it, as JSON, is past MAX_RENDERED_CHARS."""
+        value = _render_tree(self._value, scope)
+        if self._many:
+            _check_size(value, "the payload")
+        return value
 
 
 def _compile_tree(value: Any, bindings: Collection[str], field: str) -> Any:

@@ -16,6 +16,7 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
 from rtm.events import Event, InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.records import SessionRecord, Trigger
+from rtm.time_rules import DEFAULT_MAX_FUTURE_MS, too_far_ahead
 
 OnError = Callable[[str], None]
 
@@ -32,13 +33,24 @@ class PreviewResult:
     users: int = 0
 
 
-def read_events(path: Path, on_error: OnError) -> Iterator[Event]:
-    """Events of a JSONL file; a bad line is reported (file:line: reason) and skipped."""
+def read_events(path: Path, on_error: OnError, max_future_ms: int = DEFAULT_MAX_FUTURE_MS) -> Iterator[Event]:
+    """Events of a JSONL file; a bad line is reported (file:line: reason) and skipped, as is
+    an event more than `max_future_ms` ahead of the largest event time before it (the
+    clock-skew rule over files, as the backtest applies it)."""
+    newest = None
     for lineno, line in _lines(path):
         try:
-            yield parse_event(line)
+            event = parse_event(line)
         except InvalidEvent as err:
             on_error(f"{path}:{lineno}: {err}")
+            continue
+        refused = too_far_ahead(event.ts, newest, max_future_ms, "the largest event time before it")
+        if refused:
+            on_error(f"{path}:{lineno}: {refused}")
+            continue
+        if newest is None or event.ts > newest:
+            newest = event.ts
+        yield event
 
 
 def read_profiles(path: Path, on_error: OnError) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,8 @@ All matching logic is rtm.engine's; this module only moves data and arms timers.
 No record can stop the job (with restarts it would stop it again on every replay): a
 record that fails to parse or makes the engine fail goes to the DLQ with the reason, the
 user's state is written only once everything for the record has succeeded, and the next
-record is processed.
+record is processed. An event on whose data a condition or template failed (a type error,
+a message past the size limit) is applied and dead-lettered too, with what failed.
 
 Time (docs/CONTRACTS.md, "Time"): the engine settles what is due before each event, so timers only
 serve users who go quiet. Each user has at most one event-time timer, at or before the
@@ -181,6 +182,10 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if result.duplicate:
             self._duplicates.inc()
         yield from outputs
+        if result.errors:
+            # Applied, but a condition or template failed on its data (counted in _outputs):
+            # the record goes to the DLQ too, where someone looks, with what failed.
+            yield self._dead_letter(record, "the event was applied, but on its data " + "; ".join(result.errors))
 
     def _update_profile(self, record):
         key = record.key  # profiles are keyed by their message key

@@ -9,8 +9,9 @@ import msgspec
 from rtm import kafka_broker, kafka_clients, settings
 from rtm.campaigns import CampaignSet, campaign_files, load_paths
 from rtm.errors import RtmError
-from rtm.cli.options import bootstrap_option, engine_options, until_option
+from rtm.cli.options import bootstrap_option, engine_options, max_future_option, until_option
 from rtm.preview import read_events, read_profiles, run_preview
+from rtm.time_rules import check_settings
 
 
 @click.group()
@@ -42,28 +43,31 @@ def validate(paths: tuple[Path, ...]) -> None:
 @click.option("--profiles", "profiles_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Profiles, one JSON object per line.")
 @until_option
+@max_future_option
 @engine_options
 def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None,
-            engine_config) -> None:
+            max_future: int, engine_config) -> None:
     """Run the engine alone over files and print the triggers as JSONL.
 
     The same engine as the Flink job: the same input gives the same triggers
     (emitted_at, wall time at delivery, stays null here). Bad input lines are
     reported on stderr and skipped.
     """
+    check_settings(engine_config, max_future_ms=max_future)
     loaded, issues = load_paths([campaigns_dir])
     if issues:
         raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
     warn = lambda message: click.echo(message, err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
-    result = run_preview(CampaignSet(loaded), read_events(events_path, warn), profiles, until, engine_config)
+    result = run_preview(CampaignSet(loaded), read_events(events_path, warn, max_future), profiles, until, engine_config)
     encode = msgspec.json.Encoder().encode
     click.echo(b"".join(encode(trigger) + b"\n" for trigger in result.triggers), nl=False)  # one write, not one per line
     for error in result.errors:
         warn(f"warning: {error}")
-    skipped = f", {result.late} late" if result.late else ""
-    skipped += f", {result.after_until} after --until (skipped)" if result.after_until else ""
-    warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{skipped}: "
+    notes = f", {len(result.errors)} condition errors" if result.errors else ""
+    notes += f", {result.late} late" if result.late else ""
+    notes += f", {result.after_until} after --until (skipped)" if result.after_until else ""
+    warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{notes}: "
          f"{len(result.triggers)} triggers, {sum(t.holdout for t in result.triggers)} of them holdout")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from rtm import delivery, kafka_broker, settings, topics
+from rtm import allowed_hosts, delivery, kafka_broker, settings, topics
 from rtm.cli.options import bootstrap_option
 
 
@@ -31,16 +31,21 @@ from rtm.cli.options import bootstrap_option
 @click.option("--max-records", type=click.IntRange(min=1), help="Stop after handling this many records.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True),
               help="Stop after this many seconds without a record.")
+@click.option("--allow-host", "allow_hosts", multiple=True, envvar=allowed_hosts.ENV_VAR, metavar="HOST",
+              help="A host webhooks may call (repeatable; the env var takes them space-separated): a name "
+              "(hooks.example.com), a domain (*.example.com) or an address or network (10.0.0.0/8). Loopback, "
+              "private and link-local addresses are refused unless listed as addresses. Default: none.")
 def deliver(channel, bootstrap, group_id, store, max_retries, backoff, timeout, topic, dlq_topic,
-            max_records, idle_timeout):
+            max_records, idle_timeout, allow_hosts):
     """Send the triggers of one channel: webhook (POST the trigger's JSON to its
     endpoint) or console (print it), each trigger id once, across restarts.
 
-    Holdout triggers are never sent. Failures that retrying cannot fix (a 4xx, retries
+    Webhooks go only to the hosts of --allow-host. Holdout triggers are never sent. Failures that retrying cannot fix (a 4xx, retries
     used up, a record that is not a trigger) go to the dead-letter topic. An offset is
     committed once its record is handled. Runs until SIGINT/SIGTERM, --max-records or
     --idle-timeout.
     """
+    hosts = allowed_hosts.HostPolicy.parse(allow_hosts)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap, [topic, dlq_topic])
@@ -54,7 +59,7 @@ def deliver(channel, bootstrap, group_id, store, max_retries, backoff, timeout, 
         counts = delivery.run(
             bootstrap, channel, store_path=store, group_id=group_id, topic=topic, dlq_topic=dlq_topic,
             retry=delivery.RetryPolicy(max_retries=max_retries, backoff_s=backoff), timeout_s=timeout,
-            max_records=max_records, idle_timeout_s=idle_timeout, stop=stop,
+            max_records=max_records, idle_timeout_s=idle_timeout, stop=stop, hosts=hosts,
         )
     finally:
         for sig, handler in previous.items():

@@ -19,6 +19,7 @@ from rtm.records import Trigger
 # 4 hours of event time pass in 8 seconds: cart abandonment and "left the game" show up
 # while you watch.
 SPEEDUP = 1800
+HOUR_MS = 3_600_000
 STYLES = {"popup": "cyan", "email": "magenta", "push": "green", "webhook": "yellow"}
 
 
@@ -54,7 +55,12 @@ def demo(bootstrap, users, duration, web):
                                  lambda message: console.print(f"warning: {message}"))
     console.print(f"Kafka at [bold]{bootstrap}[/]; published {len(campaigns)} campaigns to {settings.CAMPAIGNS_TOPIC}")
 
-    job = campaign_job.run(local_environment(), bootstrap, startup.definitions(campaigns), TimeRules(), detached=True)
+    play_s = None if web else duration or 75.0
+    # Played traffic runs event time SPEEDUP times faster than the clock, so its events get
+    # this far ahead of their records' timestamps (the clock-skew rule, --max-future). (Not
+    # record timestamps in the future instead: Kafka 4 brokers refuse those past 1 h.)
+    rules = TimeRules() if play_s is None else TimeRules(max_future_ms=int(play_s * SPEEDUP * 1000) + HOUR_MS)
+    job = campaign_job.run(local_environment(), bootstrap, startup.definitions(campaigns), rules, detached=True)
     stop_at = None if web and duration is None else time.monotonic() + (duration or 75.0)
     shown = 0
     try:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import click
 
 from rtm import flink_cluster
-from rtm.cli.run import run
+from rtm.cli.run import check_settings, run
 from rtm.flink_rest import FlinkRest
 
 jobmanager_option = click.option(
@@ -31,7 +31,8 @@ def submit(jobmanager, from_savepoint, run_args):
     `flink run -d -py jobs/entry.py -pyfs ... -pyexec ...` with the Kafka connector on
     the classpath; the job's Python code travels with it.
     """
-    run.make_context("rtm run", list(run_args))  # bad options fail here, before a slow submission
+    # Bad options and settings that contradict each other fail here, before a slow submission.
+    check_settings(run.make_context("rtm run", list(run_args)).params)
     job_id = flink_cluster.submit(flink_cluster.resolve_jobmanager(jobmanager), list(run_args), from_savepoint)
     click.echo(f"job: {job_id}")
 

@@ -9,7 +9,7 @@ import click
 
 from rtm import kafka_config
 from rtm.durations import InvalidDuration, parse_duration
-from rtm.engine import DEFAULT_CONFIG
+from rtm.engine import DEFAULT_CONFIG, EngineConfig
 from rtm.errors import RtmError
 from rtm.events import InvalidEvent, parse_ts
 
@@ -62,6 +62,13 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> i
         raise click.BadParameter(str(err)) from None
 
 
+max_future_option = click.option(
+    "--max-future", "max_future", callback=duration, default="1h", show_default=True,
+    help="An event whose ts is further ahead than this of its Kafka record's timestamp (over files: of the largest "
+    "event time before it) goes to rtm.dlq: a wrong clock must not move time for everyone.",
+)
+
+
 # Engine settings a user may change, as (option, EngineConfig field, help).
 _ENGINE_OPTIONS = (
     ("--session-gap", "session_gap_ms", "A session closes after this much event time without an event."),
@@ -71,14 +78,21 @@ _ENGINE_OPTIONS = (
 )
 
 
+def engine_config(params: dict) -> EngineConfig:
+    """The EngineConfig of a command's parsed `engine_options` (its params by name)."""
+    changes = {field: params[field] for _, field, _ in _ENGINE_OPTIONS if params[field] is not None}
+    return dataclasses.replace(DEFAULT_CONFIG, **changes)
+
+
 def engine_options(command):
     """Add the engine's time settings (durations such as 30m, 1h, 7d) and pass them to the
     command as one `engine_config: EngineConfig` argument."""
 
     @functools.wraps(command)
     def with_config(*args, **kwargs):
-        changes = {field: kwargs.pop(field) for _, field, _ in _ENGINE_OPTIONS}
-        config = dataclasses.replace(DEFAULT_CONFIG, **{k: v for k, v in changes.items() if v is not None})
+        config = engine_config(kwargs)
+        for _, field, _ in _ENGINE_OPTIONS:
+            del kwargs[field]
         return command(*args, engine_config=config, **kwargs)
 
     for option, field, text in reversed(_ENGINE_OPTIONS):

@@ -14,7 +14,14 @@ import click
 import msgspec
 
 from rtm import checkpoints, kafka_broker, settings, topics
-from rtm.cli.options import bootstrap_option, duration, engine_options, until_option
+from rtm.cli.options import (
+    bootstrap_option,
+    duration,
+    engine_config,
+    engine_options,
+    max_future_option,
+    until_option,
+)
 from rtm.preview import read_profiles
 from rtm.records import Trigger
 from rtm.time_rules import TimeRules
@@ -55,6 +62,7 @@ def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
               help="How far events may arrive out of event-time order before the watermark passes them.")
 @click.option("--idle-timeout", callback=duration, default="5s", show_default=True,
               help="An input quiet this long stops holding the watermark back.")
+@max_future_option
 @click.option("--parallelism", type=click.IntRange(min=1),
               help="Parallel instances of every operator (default: parallelism.default of flink-conf/config.yaml). "
               "Kafka sources use at most one per partition; in thread mode give each its own TaskManager.")
@@ -63,7 +71,7 @@ def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 @engine_options
 @click.pass_obj
 def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, delivery, out_of_orderness, idle_timeout,
-        parallelism, fresh, engine_config):
+        max_future, parallelism, fresh, engine_config):
     """Run the campaign job on a local MiniCluster over the rtm topics.
 
     Reads flink-conf/config.yaml. Campaigns from --campaigns and the current contents of
@@ -75,10 +83,11 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     from jobs import campaign_job, startup
     from jobs.environment import local_environment
 
+    rules = _time_rules(out_of_orderness, bounded, until, engine_config, max_future)
+    rules.check(idle_timeout)  # before anything starts
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap, dataclasses.astuple(job_topics), compacted=job_topics.compacted)
     campaigns = startup.with_topic(startup.folder_campaigns(campaigns_dir), bootstrap, job_topics.campaigns, _warn)
-    rules = TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config)
     click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
     # The context object, when set, makes the environment (jobs/entry.py: the cluster's).
     env = environment() if environment else local_environment(_recovery(bootstrap, job_topics, bounded, fresh))
@@ -92,6 +101,18 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
         run_job()
     else:
         _run_until_stopped(run_job)
+
+
+def _time_rules(out_of_orderness: int, bounded: bool, until: int | None, engine_config, max_future: int) -> TimeRules:
+    return TimeRules(out_of_orderness_ms=out_of_orderness, live=not bounded, until=until, engine=engine_config,
+                     max_future_ms=max_future)
+
+
+def check_settings(params: dict) -> None:
+    """Raise SettingsError if the parsed options of `rtm run` contradict each other (for
+    `rtm submit`, before a slow submission)."""
+    _time_rules(params["out_of_orderness"], params["bounded"], params["until"], engine_config(params),
+                params["max_future"]).check(params["idle_timeout"])
 
 
 def _run_until_stopped(run_job) -> None:
@@ -141,8 +162,9 @@ def _recovery(bootstrap: str, job_topics, bounded: bool, fresh: bool) -> dict[st
 @until_option
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where triggers.jsonl, sessions.jsonl, dlq.jsonl and late.jsonl go.")
+@max_future_option
 @engine_options
-def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_config):
+def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, max_future, engine_config):
     """Run the campaign job on a MiniCluster over files: whom would the campaigns reach?
 
     The same pipeline as `rtm run`, deterministic and ending with the input. Bad lines go
@@ -154,6 +176,8 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_c
     from jobs.environment import local_environment
     from udfs.rows import EVENT, PROFILE
 
+    rules = TimeRules(live=False, until=until, engine=engine_config, max_future_ms=max_future)
+    rules.check()
     campaigns = startup.folder_campaigns(campaigns_dir)
     profiles = read_profiles(profiles_path, _warn) if profiles_path else {}
     # Bad profile lines were reported above; the good ones go first, keyed by user id.
@@ -166,7 +190,6 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, engine_c
             if line.strip():  # a bad line goes to dlq.jsonl with the reason, file and line
                 event_rows.append(Row(kind=EVENT, key=None, value=line, topic=str(events_path), partition=0,
                                       offset=lineno))
-    rules = TimeRules(live=False, until=until, engine=engine_config)
     outputs = campaign_job.backtest(local_environment(), profile_rows, event_rows, startup.definitions(campaigns),
                                     rules)
     out_dir.mkdir(parents=True, exist_ok=True)

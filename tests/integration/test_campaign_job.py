@@ -1,5 +1,6 @@
 """The campaign job on real Kafka and a real MiniCluster (issue: the campaign job)."""
 
+import base64
 import json
 import time
 from click.testing import CliRunner
@@ -15,10 +16,11 @@ LAST_TS = scenarios.events()[-1]["ts"]
 
 def _produce_scenarios(bootstrap, topics):
     """Profiles, then events without a message key and with Kafka timestamps that run
-    backwards, a day before their `ts`: the job must go by the payload alone."""
+    backwards, a day after their `ts` (a replay: a `ts` ahead of its record's timestamp is
+    refused, --max-future): the job must go by the payload alone."""
     produce(bootstrap, topics.profiles, [(p["user_id"].encode(), json.dumps(p).encode()) for p in scenarios.PROFILES])
     events = scenarios.events()
-    produce(bootstrap, topics.events, [(None, json.dumps(e).encode(), events[-1 - i]["ts"] - 24 * scenarios.HOUR)
+    produce(bootstrap, topics.events, [(None, json.dumps(e).encode(), events[-1 - i]["ts"] + 24 * scenarios.HOUR)
                                        for i, e in enumerate(events)])
 
 
@@ -44,13 +46,21 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
 ):
     events_file, profiles_file = tmp_path / "events.jsonl", tmp_path / "profiles.jsonl"
     events = sorted([*scenarios.events(), *generator.generate(60, start_ms=scenarios.T0)], key=lambda e: e["ts"])
+    # A clock gone wrong, mid-file: refused by all three (over files: further ahead than
+    # --max-future of the largest event time before it; on Kafka: of its record's timestamp).
+    skewed = {"event_id": "skewed", "type": "page_view", "ts": 4_102_444_800_000, "user_id": "u-skewed"}
+    events.insert(len(events) // 2, skewed)
     events_file.write_bytes(scenarios.jsonl(events))
     profiles_file.write_bytes(scenarios.jsonl([*scenarios.PROFILES, *generator.profiles(60)]))
-    files = ["--events", str(events_file), "--profiles", str(profiles_file)]
+    # The last scenario event carries event time 5 h on: a quiet span beyond the default 1 h.
+    files = ["--events", str(events_file), "--profiles", str(profiles_file), "--max-future", "6h"]
 
     preview = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns", *files])
     assert preview.exit_code == 0, preview.output
     preview_triggers = [json.loads(line) for line in preview.stdout.splitlines()]
+
+    [refused] = [line for line in preview.stderr.splitlines() if "--max-future" in line]
+    assert refused.startswith(f"{events_file}:{events.index(skewed) + 1}: ts {skewed['ts']} is ")
 
     backtests = []
     for run in range(3):
@@ -64,7 +74,7 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
     produce(kafka_bootstrap, topics.profiles, [(p["user_id"].encode(), json.dumps(p).encode())
                                                for p in [*scenarios.PROFILES, *generator.profiles(60)]])
     produce(kafka_bootstrap, topics.events, [(None, json.dumps(e).encode()) for e in events])
-    run_bounded(kafka_bootstrap, topics, until=max(e["ts"] for e in events))
+    run_bounded(kafka_bootstrap, topics, until=max(e["ts"] for e in events if e is not skewed))
     bounded_triggers = read_json(kafka_bootstrap, topics.triggers, expected=len(preview_triggers) + 1, timeout_s=10)
 
     def comparable(triggers):
@@ -73,6 +83,10 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
     backtest_triggers = [json.loads(line) for line in backtests[0]["triggers"].splitlines()]
     assert len(preview_triggers) > len(scenarios.EXPECTED)
     assert comparable(backtest_triggers) == comparable(preview_triggers) == comparable(bounded_triggers)
+    [letter] = [json.loads(line) for line in backtests[0]["dlq"].splitlines()]
+    assert refused == f"{letter['topic']}:{letter['offset']}: {letter['reason']}"  # the same words, file and line
+    [letter] = read_json(kafka_bootstrap, topics.dlq, expected=2, timeout_s=5)
+    assert letter["reason"].startswith(f"ts {skewed['ts']} is ") and "Kafka timestamp" in letter["reason"]
 
 
 def test_bad_records_land_in_the_dlq_with_reasons_while_good_events_flow(kafka_bootstrap, new_topic):
@@ -204,6 +218,34 @@ def test_a_deadline_fires_within_seconds_when_no_event_arrives_at_all(kafka_boot
     assert trigger["campaign_id"] == "quick_abandon"
     assert deadline - sent_at <= 3_000
     assert trigger["emitted_at"] - deadline < 15_000  # the out-of-orderness bound (5 s) plus slack
+
+
+def test_an_event_from_the_future_is_refused_and_moves_neither_the_watermark_nor_its_users_time(
+    kafka_bootstrap, new_topic
+):
+    topics = fresh_topics(new_topic)
+    abandon = {"id": "abandon", "version": 1,
+               "pattern": {"steps": [{"event": "add_to_cart"}], "absence": {"for": "10m", "event": "purchase"}},
+               "action": {"channel": "email", "endpoint": "mail", "message": "come back"}}
+    marker = {"id": "marker", "version": 1, "pattern": {"steps": [{"event": "m"}]},
+              "action": {"channel": "push", "endpoint": "app", "message": "marker"}}
+    traffic = _Traffic(kafka_bootstrap, topics)
+    with live_job(kafka_bootstrap, topics, campaigns={"abandon": json.dumps(abandon), "marker": json.dumps(marker)}):
+        traffic.send("shopper", "add_to_cart")  # due in 10 minutes
+        now = int(time.time() * 1000)
+        skewed = {"event_id": "skewed", "type": "m", "ts": now + 86_400_000, "user_id": "skewed"}
+        produce(kafka_bootstrap, topics.events, [(b"skewed", json.dumps(skewed).encode())])  # Kafka timestamp: now
+        traffic.send("skewed", "m")  # applied at its own time: the refused one did not move the user's clock
+        [letter] = wait_for(lambda: read_json(kafka_bootstrap, topics.dlq, expected=1, timeout_s=1),
+                            what="the event from the future in the DLQ")
+        wait_for(traffic.triggers, what="the skewed user's marker")
+        time.sleep(3)  # had the watermark jumped a day, the shopper's deadline would fire at once
+        triggers = traffic.triggers()
+    assert "ahead of the record's Kafka timestamp" in letter["reason"] and "--max-future" in letter["reason"]
+    assert json.loads(base64.b64decode(letter["value_base64"])) == skewed
+    assert [(t["user_key"], t["campaign_id"], t["event_time"] < now + 60_000) for t in triggers] == [
+        ("skewed", "marker", True)]
+    assert read_json(kafka_bootstrap, topics.late, expected=1, timeout_s=1) == []
 
 
 def test_rtm_run_bounded_over_the_rtm_topics_gives_the_reference_triggers(kafka_bootstrap):

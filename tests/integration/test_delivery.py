@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from kafka_helpers import consume_all, produce
 from rtm import delivery
+from rtm.allowed_hosts import HostPolicy
 from rtm.cli import main
 from rtm.delivery import Outcome
 from rtm.records import Trigger
@@ -114,18 +115,23 @@ def trigger(trigger_id: str, endpoint: str, *, channel: str = "webhook", holdout
     ))
 
 
-def run_deliverer(bootstrap, topic, dlq, tmp_path, *, max_records):
+# The endpoints listen on loopback, which a deliverer refuses unless the operator lists it.
+LOOPBACK = HostPolicy.parse(["127.0.0.1"])
+
+
+def run_deliverer(bootstrap, topic, dlq, tmp_path, *, max_records, hosts=LOOPBACK):
     """Run a webhook deliverer in this process until it handled `max_records` records."""
     return delivery.run(
         bootstrap, "webhook", store_path=tmp_path / "sent.sqlite", group_id=topic, topic=topic, dlq_topic=dlq,
-        retry=FAST_RETRIES, timeout_s=5, max_records=max_records, idle_timeout_s=15,
+        retry=FAST_RETRIES, timeout_s=5, max_records=max_records, idle_timeout_s=15, hosts=hosts,
     )
 
 
 def rtm_deliver(bootstrap, topic, dlq, tmp_path, *options) -> list[str]:
-    """The command line of a deliverer process (group: the topic's name)."""
+    """The command line of a deliverer process (group: the topic's name) allowed to call 127.0.0.1."""
     return [str(RTM), "deliver", "--channel", "webhook", "--bootstrap", bootstrap, "--topic", topic,
-            "--dlq-topic", dlq, "--group-id", topic, "--store", str(tmp_path / "sent.sqlite"), *options]
+            "--dlq-topic", dlq, "--group-id", topic, "--store", str(tmp_path / "sent.sqlite"),
+            "--allow-host", "127.0.0.1", *options]
 
 
 def dlq_size(bootstrap: str, dlq: str) -> int:
@@ -311,3 +317,43 @@ def test_console_channel_prints_each_trigger_as_a_json_line(kafka_bootstrap, new
 
     assert result.exit_code == 0, result.output
     assert result.stdout == shown.decode() + "\n"
+
+
+@pytest.mark.parametrize("hosts, endpoint_host, reason", [
+    ([], "127.0.0.1", "host '127.0.0.1' is not allowed: the deliverer calls only the hosts of --allow-host"),
+    (["hooks.example.com"], "127.0.0.1", "given: hooks.example.com)"),
+    # Listed by name, but it resolves to loopback: the connection's address is what counts.
+    (["localhost"], "localhost", "host 'localhost' resolves to 127.0.0.1, a loopback address: refused"),
+])
+def test_a_webhook_to_a_host_the_operator_did_not_allow_is_dead_lettered_and_never_called(
+    kafka_bootstrap, new_topic, endpoint_factory, tmp_path, hosts, endpoint_host, reason
+):
+    topic, dlq = new_topic("triggers"), new_topic("dlq")
+    endpoint = endpoint_factory()
+    url = endpoint.url.replace("127.0.0.1", endpoint_host)
+    produce(kafka_bootstrap, topic, [(b"u1", trigger("a", url))])
+
+    counts = run_deliverer(kafka_bootstrap, topic, dlq, tmp_path, max_records=1, hosts=HostPolicy.parse(hosts))
+
+    assert counts == {Outcome.DEAD_LETTERED: 1}
+    assert endpoint.requests == []
+    [letter] = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, dlq, expected=1)]
+    assert letter["reason"].startswith(f"trigger a: endpoint {url!r} refused: ") and reason in letter["reason"]
+
+
+def test_rtm_deliver_takes_the_allow_list_from_the_environment_and_refuses_a_malformed_entry(
+    kafka_bootstrap, new_topic, endpoint_factory, tmp_path
+):
+    topic, dlq = new_topic("triggers"), new_topic("dlq")
+    endpoint = endpoint_factory()
+    produce(kafka_bootstrap, topic, [(b"u1", trigger("a", endpoint.url))])
+    command = rtm_deliver(kafka_bootstrap, topic, dlq, tmp_path, "--max-records", "1")
+    without_flag = [part for part in command if part not in ("--allow-host", "127.0.0.1")]
+
+    bad = subprocess.run(without_flag, capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "RTM_ALLOW_HOSTS": "hooks.example.com bad/name!"})
+    assert bad.returncode == 2 and "--allow-host 'bad/name!' is neither a host name" in bad.stderr
+    good = subprocess.run(without_flag, capture_output=True, text=True, timeout=45,
+                          env={**os.environ, "RTM_ALLOW_HOSTS": "hooks.example.com 127.0.0.0/8"})
+    assert good.returncode == 0, good.stderr
+    assert "sent: 1" in good.stderr and endpoint.received() == {"a": 1}

@@ -14,6 +14,7 @@ from jobs.kafka_io import EXACTLY_ONCE, KafkaIO
 from kafka_helpers import consume_all, produce
 from rtm.dlq import dead_letter
 from rtm.events import InvalidEvent, parse_event, parse_ts
+from rtm.time_rules import too_far_ahead
 from udfs.rows import CAMPAIGN, DLQ, EVENT, routed_out
 
 OUT = "out"
@@ -118,6 +119,35 @@ def test_events_are_keyed_by_the_payloads_user_key_and_timed_by_its_ts_and_the_r
     for reason, expected in zip(reasons, ["not JSON", "user_id", "JSON object", "tombstone", "user_id",
                                           "Duplicate field 'user_id'"]):
         assert expected in reason
+
+
+def test_an_event_further_ahead_of_its_kafka_timestamp_than_max_future_is_refused_before_it_has_a_time(
+    kafka_bootstrap, new_topic
+):
+    source, sink, dlq = new_topic("in"), new_topic("out"), new_topic("dlq")
+    sent, max_future = 1795600000000, 3_600_000
+    records = [  # (ts, Kafka timestamp): within the limit, at it, a millisecond past it, far past it, behind it
+        (sent, sent), (sent + max_future, sent), (sent + max_future + 1, sent), (253402300799999, sent),
+        (sent - 86_400_000, sent),
+    ]
+    produce(kafka_bootstrap, source, [(None, json.dumps({"event_id": f"e{n}", "user_id": "u", "ts": ts}).encode(),
+                                       stamp) for n, (ts, stamp) in enumerate(records)])
+    kafka = KafkaIO(local_environment(), kafka_bootstrap, group_id="io-future", bounded=True)
+    read = kafka.read(kafka.kafka_source(source, EVENT, max_future_ms=max_future), kafka_io.watermarks(0, 1_000),
+                      "in", "in")
+    split = kafka_io.split_inputs(read, "split", "split")
+    kafka.sink(split.keyable.process(_Describe(), output_type=kafka_io.routed_type()), {OUT: sink}, "out", "out")
+    kafka.sink(split.dead_letters, {DLQ: dlq}, "dead letters", "dead-letters")
+    kafka.execute("kafka-io-future-test")
+
+    seen = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, sink, expected=3)]
+    assert sorted((s["offset"], s["event_time"]) for s in seen) == [(0, sent), (1, sent + max_future), (4, sent - 86_400_000)]
+    letters = sorted((json.loads(m.value()) for m in consume_all(kafka_bootstrap, dlq, expected=2)),
+                     key=lambda letter: letter["offset"])
+    assert [letter["offset"] for letter in letters] == [2, 3]
+    # The JVM words the refusal as the rule's Python home does (preview applies that one).
+    assert [letter["reason"] for letter in letters] == [
+        too_far_ahead(records[n][0], sent, max_future, "the record's Kafka timestamp") for n in (2, 3)]
 
 
 # Every way an event can name its user; the last three name none.

@@ -24,8 +24,9 @@ def test_parallelism_2_over_partitions_fires_the_same_trigger_ids_as_preview(kaf
     events_file, profiles_file = tmp_path / "events.jsonl", tmp_path / "profiles.jsonl"
     events_file.write_bytes(scenarios.jsonl(events))
     profiles_file.write_bytes(scenarios.jsonl(profiles))
+    # --max-future: the last scenario event carries event time 5 h on, beyond the default 1 h over files.
     preview = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns", "--events",
-                                        str(events_file), "--profiles", str(profiles_file)])
+                                        str(events_file), "--profiles", str(profiles_file), "--max-future", "6h"])
     assert preview.exit_code == 0, preview.output
     expected = sorted(json.loads(line)["trigger_id"] for line in preview.stdout.splitlines())
 

@@ -129,3 +129,20 @@ def test_cli_validate_accepts_the_shipped_campaigns():
     result = CliRunner().invoke(cli, ["validate", str(CAMPAIGNS_DIR)])
     assert result.exit_code == 0, result.output
     assert f"ok: {len(SHIPPED)} campaign(s)" in result.output
+
+
+@pytest.mark.parametrize("message, problem", [
+    ("{{ event.__class__ }}", "attribute '__class__' is not data"),
+    ("{{ event.params.get.__globals__ }}", "attribute '__globals__' is not data"),
+    ("{{ cycler.__init__.__globals__.os }}", "unknown name 'cycler'"),
+    ("{{ event.params.items.__self__.__class__ }}", "attribute '__class__' is not data"),
+    ("{{ event['__class__'] }}", "field '__class__' is not data"),
+    ("{{ event.type.format(event) }}", "calling 'format' is refused"),
+    ("{{ 'a' * 100000000 }}", "`*` would build a sequence of 100000000, above 10000"),
+    ("{% for x in event.params.l %}{{ x }}{% endfor %}", "the statement {% for %} is refused"),
+])
+def test_cli_validate_refuses_sandbox_escapes_and_100_mb_templates_with_file_line_and_field(tmp_path, message, problem):
+    write(tmp_path, "ok.yaml", OK + f"  message: {json.dumps(message)}\n")
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{tmp_path}/ok.yaml:9: action.message: {problem}" in result.output

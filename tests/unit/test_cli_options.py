@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from rtm.cli import main
@@ -45,3 +46,33 @@ def test_a_duration_that_is_not_one_is_refused_with_the_units_allowed(tmp_path):
                                        "--events", str(_page_views(tmp_path, [0])), "--session-gap", "ten"])
     assert result.exit_code == 2
     assert "--session-gap" in result.output and "ms, s, m, h, d, w" in result.output
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--allowed-lateness", "2h", "--dedup-horizon", "1h"], "lower --allowed-lateness or raise --dedup-horizon"),
+    (["--idle-expiry", "10m", "--session-gap", "30m"], "--idle-expiry (600s) is below --session-gap (1800s)"),
+    (["--out-of-orderness", "10m"], "--out-of-orderness (600s) is above --allowed-lateness (300s)"),
+    (["--idle-timeout", "0s"], "--idle-timeout (0s) is not positive"),
+    (["--max-future", "0s"], "--max-future (0s) is not positive"),
+])
+def test_rtm_run_refuses_settings_that_contradict_before_it_starts_anything(options, named):
+    # No broker is given: the check comes first, so nothing starts.
+    result = CliRunner().invoke(main, ["run", "--bootstrap", "127.0.0.1:1", *options])
+    assert result.exit_code == 2, result.output
+    assert "these settings do not fit together" in result.output and named in result.output
+
+
+def test_every_contradiction_is_named_at_once(tmp_path):
+    result = CliRunner().invoke(main, ["backtest", "--events", str(_page_views(tmp_path, [0])), "--out-dir",
+                                       str(tmp_path / "out"), "--allowed-lateness", "2h", "--idle-expiry", "1h",
+                                       "--max-future", "0s"])
+    assert result.exit_code == 2, result.output
+    assert "--dedup-horizon" in result.output and "--session-gap" not in result.output
+    assert "--max-future (0s)" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_rtm_submit_refuses_contradicting_settings_before_it_looks_for_a_cluster():
+    result = CliRunner().invoke(main, ["submit", "--jobmanager", "127.0.0.1:1", "--", "--allowed-lateness", "2h"])
+    assert result.exit_code == 2, result.output
+    assert "--allowed-lateness (7200s) is above --dedup-horizon (3600s)" in result.output

@@ -3,7 +3,16 @@
 import pytest
 from jinja2.exceptions import SecurityError
 
-from rtm.expressions import Expression, ExpressionError, Payload, Scope, Template, prune
+from rtm.expressions import (
+    MAX_RENDERED_CHARS,
+    Expression,
+    ExpressionError,
+    Payload,
+    RenderedTooLarge,
+    Scope,
+    Template,
+    prune,
+)
 
 EVENT = {"event_id": "e1", "type": "checkout", "ts": 1, "params": {"cart_items": 3, "sku": "s"}}
 
@@ -26,23 +35,79 @@ def test_a_type_error_is_false_and_reported():
     assert not ok and "TypeError" in errors[0]
 
 
-@pytest.mark.parametrize("source", [
-    "event.__class__.__mro__",
-    "event.params.__class__",
-    "event.params.update({'x': 1})",
-    "event.params.pop('sku')",
+@pytest.mark.parametrize("source, message", [
+    ("event.__class__.__mro__", "attribute '__mro__' is not data"),
+    ("event.params.__class__", "attribute '__class__' is not data"),
+    ("event.params.get.__globals__", "attribute '__globals__' is not data"),
+    ("event.params.items.__self__", "attribute '__self__' is not data"),
+    ("event.params['__class__']", "field '__class__' is not data"),
+    ("event.type.mro", "attribute 'mro' is not data"),
+    ("cycler.__init__.__globals__", "unknown name 'cycler'"),
+    ("joiner()", "unknown name 'joiner'"),
+    ("lipsum(n=100000)", "unknown name 'lipsum'"),
+    ("namespace(x=1)", "unknown name 'namespace'"),
+    ("event.params.update({'x': 1})", "calling 'update' is refused"),
+    ("event.params.pop('sku')", "calling 'pop' is refused"),
+    ("event.type.center(100000000)", "calling 'center' is refused"),
+    ("'{:>100000000}'.format(1)", "calling 'format' is refused"),
+    ("event.type | attr('__class__')", "No filter named 'attr'"),
+    ("'a' * 100000000", "would build a sequence of 100000000"),
+    ("100000000 * ['a']", "would build a sequence of 100000000"),
+    ("9 ** 99999", "exponent 99999 is above 64"),
+    ("'%100000000s' % 1", "`%` formatting of text is refused"),
 ])
-def test_the_sandbox_blocks_escapes_and_mutation(source):
-    try:
-        value = Expression(source).evaluate(Scope({"event": EVENT}))
-    except SecurityError:
-        value = None
-    assert value is None  # an unsafe attribute is undefined; a mutating call is refused
-    assert EVENT["params"] == {"cart_items": 3, "sku": "s"}
+def test_sandbox_escapes_and_costly_constants_are_refused_when_compiled(source, message):
+    with pytest.raises(ExpressionError, match=message):
+        Expression(source)
+    with pytest.raises(ExpressionError, match=message):
+        Template("Hi {{ " + source + " }}")
 
 
-@pytest.mark.parametrize("source", ["'x' * 100000", "[1] * 100000", "9 ** 99999"])
-def test_costly_operations_are_refused(source):
+@pytest.mark.parametrize("source, message", [
+    ("{% macro f(n) %}{{ f(n) }}{{ f(n) }}{% endmacro %}{{ f(1) }}", "{% macro %} is refused"),
+    ("{% for a in event.params.l %}{% for b in event.params.l %}x{% endfor %}{% endfor %}", "{% for %} is refused"),
+    ("{% set s = 'x' %}{{ s }}", "{% assign %} is refused"),
+    ("{% include 'x' %}", "{% include %} is refused"),
+])
+def test_template_statements_other_than_if_are_refused_when_compiled(source, message):
+    with pytest.raises(ExpressionError, match=message):
+        Template(source)
+    assert Template("{% if event.type %}Hi {{ event.type }}{% endif %}").render(Scope({"event": EVENT})) == "Hi checkout"
+
+
+BIG = {"event": {"params": {"s": "a" * 1000, "n": "%100000000s", "l": ["x"] * 1000, "blob": "b" * 40_000}}}
+
+
+@pytest.mark.parametrize("source, what", [
+    ("{{ event.params.s | replace('a', 'b' * 1000) }}", "`replace`"),  # one filter call, 1 MB
+    ("{{ event.params.l | join('y' * 1000) }}", "`join`"),
+    ("{{ event.params.blob }}", "the template's value"),  # a lone expression
+    ("Note: {{ event.params.blob }}", "the template's text"),  # text and expressions (plain Python)
+    ("{% if 1 %}{{ event.params.blob }}{% endif %}", "the template's text"),  # Jinja2 itself
+    ("{{ event.params.l * 9 }}", "the template's value as JSON"),
+])
+def test_a_template_that_renders_past_the_limit_on_some_data_fails_on_that_data(source, what):
+    template = Template(source)  # valid: only the data makes it large
+    with pytest.raises(RenderedTooLarge, match=what):
+        template.render(Scope(BIG))
+
+
+def test_a_payload_past_the_limit_as_a_whole_fails_though_each_template_fits():
+    payload = Payload({"a": "{{ event.params.half }}", "b": "{{ event.params.half }}"}, (), "action.data")
+    half = {"event": {"params": {"half": "h" * (MAX_RENDERED_CHARS // 2 + 10)}}}
+    with pytest.raises(RenderedTooLarge, match="the payload as JSON"):
+        payload.render(Scope(half))
+
+
+def test_percent_formatting_of_text_from_the_data_is_refused_when_evaluated():
+    ok, errors = holds("event.params.n % 1", BIG)
+    assert not ok and "`%` formatting of text is refused" in errors[0]
+    assert holds("event.params.cart_items % 2 == 1") == (True, [])
+
+
+@pytest.mark.parametrize("source", ["event.params.sku * 100000", "[1] * (event.params.cart_items * 10000)",
+                                    "9 ** (event.params.cart_items * 33333)"])
+def test_costly_operations_the_data_decides_are_refused_when_evaluated(source):
     ok, errors = holds(source)
     assert not ok and "SecurityError" in errors[0]
 
@@ -111,7 +176,7 @@ def outcome(compute):
     "event.params.s ~ 'x'", "event.params['s']", "event.params[event.params.k]", "event.params.keys is defined",
     "event.params.s | upper", "event.missing | default('d', true)", "event.params.l | first", "event.params.l | sort",
     "event.params.l | join('-')", "event.params | tojson", "event.params.n is divisibleby 2", "event.params.n / 0",
-    "event.params.n if event.params.zz", "event.params.d.e", "event.params.n > 'a'", "event.__class__",
+    "event.params.n if event.params.zz", "event.params.d.e", "event.params.n > 'a'", "event.params.n % 2",
 ])
 def test_conditions_compiled_to_python_give_jinja2s_values_and_errors(source):
     expression, jinja = Expression(source), SANDBOX.compile_expression(source, undefined_to_none=True)

@@ -5,6 +5,7 @@ import json
 from click.testing import CliRunner
 
 from rtm.cli.campaigns import campaigns as cli
+from rtm.events import parse_ts
 from rtm.settings import CAMPAIGNS_DIR
 
 EVENTS = [
@@ -27,8 +28,9 @@ def files(tmp_path, events=EVENTS, bad_line=True):
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "profiles.jsonl").write_text(
         '{"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["sku-1"]}}\n')
+    # The last event carries event time 5 h on, past the default --max-future (1 h) over files.
     return ["preview", "--campaigns", str(CAMPAIGNS_DIR), "--events", str(tmp_path / "events.jsonl"),
-            "--profiles", str(tmp_path / "profiles.jsonl")]
+            "--profiles", str(tmp_path / "profiles.jsonl"), "--max-future", "6h"]
 
 
 def triggers(output):
@@ -63,3 +65,41 @@ def test_preview_refuses_invalid_campaigns(tmp_path):
     args[args.index("--campaigns") + 1] = str(tmp_path)
     result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0 and "bad.yaml" in str(result.exception)
+
+
+def test_preview_refuses_an_event_further_ahead_than_max_future_and_it_moves_no_time(tmp_path):
+    args = files(tmp_path, bad_line=False)
+    args[args.index("--max-future") + 1] = "1h"
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    # The 15:00 event is 4 h 59 m after the largest event time before it (10:01): refused,
+    # so event time ends at 10:01 and the cart abandoned at 10:01 is not yet due.
+    ahead, newest = parse_ts("2026-11-25T15:00:00Z"), parse_ts("2026-11-25T10:01:00Z")
+    assert (f"events.jsonl:5: ts {ahead} is {ahead - newest} ms ahead of the largest event time before it {newest}, "
+            f"more than --max-future (3600000 ms): fix the clock of the event's producer, or raise --max-future"
+            ) in result.stderr
+    assert [t["campaign_id"] for t in triggers(result.stdout)] == ["welcome_coupon", "vip_checkout_recommendations"]
+    assert "4 events, 2 users" in result.stderr
+
+
+def test_preview_names_the_setting_to_change_when_settings_contradict(tmp_path):
+    result = CliRunner().invoke(cli, [*files(tmp_path), "--allowed-lateness", "2h", "--dedup-horizon", "1h"])
+    assert result.exit_code != 0
+    assert "--allowed-lateness (7200s) is above --dedup-horizon (3600s)" in str(result.exception)
+    assert "lower --allowed-lateness or raise --dedup-horizon" in str(result.exception)
+
+
+def test_a_message_past_the_size_limit_is_a_counted_condition_error_and_no_trigger(tmp_path):
+    (tmp_path / "echo.yaml").write_text(
+        "id: echo\nversion: 1\npattern:\n  steps:\n    - event: note\n"
+        "action:\n  channel: push\n  endpoint: app\n  message: \"{{ event.params.text }}\"\n")
+    notes = [{"event_id": f"n{i}", "type": "note", "ts": "2026-11-25T10:00:00Z", "user_id": f"u{i}",
+              "params": {"text": text}} for i, text in enumerate(["short", "x" * 40_000])]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in notes))
+    result = CliRunner().invoke(cli, ["preview", "--campaigns", str(tmp_path / "echo.yaml"),
+                                      "--events", str(tmp_path / "events.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert [t["message"] for t in triggers(result.stdout)] == ["short"]
+    assert "warning: echo: rendering failed, no trigger: RenderedTooLarge: the template's value would be 40000 " \
+           "characters, above the limit of 32768" in result.stderr
+    assert "2 events, 2 users, 0 duplicates, 1 condition errors: 1 triggers" in result.stderr

@@ -153,6 +153,29 @@ public final class Inputs {
         return NO_TIME;
     }
 
+    /**
+     * The clock-skew rule (docs/CONTRACTS.md, "Time"; rtm.time_rules.too_far_ahead words it
+     * the same): an event whose {@code ts} is more than {@code maxFutureMs} ahead of
+     * {@code reference} (the record's Kafka timestamp; over files the largest event time so
+     * far) cannot be keyed: its time would move the watermark, and every user's deadlines,
+     * into the future. Refused in place, before any timestamp assigner reads it; true if so.
+     * No reference (a negative one): nothing to compare with.
+     */
+    static boolean refuseIfAhead(Row read, long reference, long maxFutureMs, String referenceName) {
+        Row input = (Row) read.getField(2);
+        long ts = (Long) input.getField(TS);
+        // Compared only when ts > reference >= 0, so ts - reference cannot overflow.
+        if (reference < 0 || ts <= reference || ts - reference <= maxFutureMs || read.getField(1) != null) {
+            return false;
+        }
+        read.setField(0, null);
+        read.setField(1, "ts " + ts + " is " + (ts - reference) + " ms ahead of " + referenceName + " " + reference
+                + ", more than --max-future (" + maxFutureMs + " ms): fix the clock of the event's producer, "
+                + "or raise --max-future");
+        input.setField(TS, NO_TIME);
+        return true;
+    }
+
     static String text(byte[] bytes) {
         return bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
     }

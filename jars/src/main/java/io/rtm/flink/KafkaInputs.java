@@ -11,16 +11,26 @@ public final class KafkaInputs implements KafkaRecordDeserializationSchema<Row> 
     private static final long serialVersionUID = 1L;
     private final String kind;
     private final boolean wallClock;
+    private final boolean events;
+    private final long maxFutureMs;
 
-    public KafkaInputs(String kind, boolean wallClock) {
+    /** {@code maxFutureMs}: how far an event's ts may be ahead of its record's Kafka timestamp (events only). */
+    public KafkaInputs(String kind, boolean wallClock, long maxFutureMs) {
         this.kind = kind;
         this.wallClock = wallClock;
+        this.events = Inputs.EVENT.equals(kind);
+        this.maxFutureMs = maxFutureMs;
     }
 
     @Override
     public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Row> out) {
-        out.collect(Inputs.read(kind, wallClock, Inputs.text(record.key()), record.value(), record.topic(),
-                record.partition(), record.offset()));
+        Row read = Inputs.read(kind, wallClock, Inputs.text(record.key()), record.value(), record.topic(),
+                record.partition(), record.offset());
+        if (events) {
+            // A record without a timestamp (-1, old message format) has nothing to compare with.
+            Inputs.refuseIfAhead(read, record.timestamp(), maxFutureMs, "the record's Kafka timestamp");
+        }
+        out.collect(read);
     }
 
     @Override
