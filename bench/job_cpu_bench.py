@@ -9,8 +9,8 @@ bottleneck is the thread of its keyed task ("campaign engine -> outputs"): the P
 engine runs on it, embedded, with the state, timer and output calls around it. The CPU
 time of one thread moves far less on a busy machine than wall time does, which makes it
 the figure to compare changes by. With several --checkout dirs (default: this one) the
-rounds interleave (A B A B ...); each runs with that checkout on PYTHONPATH and the
-jars of this one. Only ratios within one run count.
+rounds interleave (A B A B ...); each runs with that checkout on PYTHONPATH and its own
+.jars/ (this one's when it has none). Only ratios within one run count.
 """
 
 import argparse
@@ -96,7 +96,8 @@ def one_run(checkout: Path, bootstrap: str, campaigns: Path, run_id: str) -> tup
            "--bounded", "--topic", "events=bench.events"]
     for name, topic in topics.items():
         cmd += ["--topic", f"{name}={topic}"]
-    env = {**os.environ, "PYTHONPATH": str(checkout), "RTM_JARS_DIR": str(ROOT / ".jars")}
+    jars = checkout / ".jars" if (checkout / ".jars").is_dir() else ROOT / ".jars"  # each its own rtm-flink.jar
+    env = {**os.environ, "PYTHONPATH": str(checkout), "RTM_JARS_DIR": str(jars)}
     start = time.perf_counter()
     job = subprocess.Popen(cmd, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     cpu = thread_cpu_s(child_jvm(job))

@@ -29,7 +29,7 @@ from pyflink.datastream.connectors.kafka import (
 from jobs import kafka_io
 from jobs.kafka_io import KafkaIO
 from rtm import flink_config, kafka_broker
-from udfs.rows import EVENT, routed_out
+from udfs.rows import EVENT, read_input, routed_out
 
 
 def create_topic(bootstrap, name, append_time=False):
@@ -74,7 +74,11 @@ def rtm_route(env, bootstrap, source, sink):
     kafka = KafkaIO(env, bootstrap, group_id="bench-rtm", bounded=True)
     read = kafka.read(kafka.kafka_source(source, EVENT), kafka_io.watermarks(5_000, 5_000), "events", "events")
     keyed = kafka_io.key_by_user(kafka_io.split_inputs(read, "split", "split").keyable)
-    copied = keyed.map(lambda record: routed_out("out", record.key, record.value), output_type=kafka_io.routed_type())
+    def copy(frame):
+        record = read_input(frame)
+        return routed_out("out", record.key, record.value)
+
+    copied = keyed.map(copy, output_type=kafka_io.routed_type())
     kafka.sink(copied, {"out": sink}, "out", "out")
     kafka.execute("bench-rtm-route")
 

@@ -13,7 +13,7 @@ them but costs two bridges and a Python operator for every step.)
 Rows (their types are declared once, in Java: io.rtm.flink.Inputs and RoutedRecords):
   input  Row(kind, ts, key, value, topic, partition, offset): what Python functions receive
   read   Row(user_key, reason, input): a record before keying (reason: why it cannot be keyed)
-  keyed  Row(user_key, input)
+  keyed  Row(user_key, input framed as bytes): udfs.rows.read_input reads the frame
   routed Row(output, key, value): to the topic of `output`; value None writes a tombstone
 (udfs.rows has what the Python functions need of them.)
 """
@@ -95,7 +95,8 @@ def split_inputs(read: DataStream, name: str, uid: str) -> SplitInputs:
 
 
 def key_by_user(keyable: DataStream) -> KeyedStream:
-    """Keyed rows keyed by their user key in the JVM; Python functions on it get the input rows.
+    """Keyed rows keyed by their user key in the JVM; Python functions on it get the framed
+    input records (udfs.rows.read_input).
 
     PyFlink's own key_by would run the key selector in a Python operator of its own."""
     jvm = get_gateway().jvm
@@ -103,7 +104,7 @@ def key_by_user(keyable: DataStream) -> KeyedStream:
     j_keyed = keyable._j_data_stream.keyBy(
         jvm.org.apache.flink.streaming.api.functions.python.KeyByKeySelector(), j_key_type
     )
-    return KeyedStream(j_keyed, _from_java_type(_rtm().Inputs.INPUT), keyable)
+    return KeyedStream(j_keyed, Types.PRIMITIVE_ARRAY(Types.BYTE()), keyable)
 
 
 def raw_records(env: StreamExecutionEnvironment, records: list[Row], name: str, uid: str,

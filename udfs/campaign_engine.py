@@ -1,8 +1,8 @@
 """The campaign engine as a Flink function: one keyed state per user, campaigns broadcast.
 
 The only Python operator an event meets (jobs.kafka_io): it receives the Kafka record as
-it was read (kind, ts, key, value, topic, partition, offset), keyed by user key in the
-JVM, parses it once, and sends what breaks the contract to the DLQ.
+it was read (kind, ts, key, value, topic, partition, offset, in one frame: udfs.rows),
+keyed by user key in the JVM, parses it once, and sends what breaks the contract to the DLQ.
 
 Per user the function keeps ONE ValueState (a msgpack UserSlot: the engine's bytes, the
 profile, the armed timers), so an event costs one state read and one write: in PyFlink
@@ -38,7 +38,7 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules, wall_timer_to_arm
-from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, refuse, routed_out
+from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, read_input, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         return self._campaigns
 
     def process_broadcast_element(self, keyed, ctx):
-        record = keyed[1]
+        record = read_input(keyed[1])
         if record.kind == END:
             if self._rules.until is None:
                 self._until = record.ts if self._until is None else max(self._until, record.ts)
@@ -145,7 +145,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
 
     # -- users ----------------------------------------------------------------------
 
-    def process_element(self, record, ctx):
+    def process_element(self, frame, ctx):
+        record = read_input(frame)
         if record.kind == PROFILE:
             yield from self._update_profile(record)
             return

@@ -1,11 +1,15 @@
 """The rows that rtm's Python functions exchange with the JVM side of a job (rtm-flink.jar).
 
 Their types are declared once, in Java (io.rtm.flink.Inputs and RoutedRecords):
-  input  Row(kind, ts, key, value, topic, partition, offset): a Kafka record as read, with
-         its kind and event time; value None is a tombstone
+  input  (kind, ts, key, value, topic, partition, offset): a Kafka record as read, with
+         its kind and event time; value None is a tombstone. It arrives framed in one
+         byte array (Inputs.frame), which `read_input` reads.
   routed Row(output, key, value): `value` to the topic of `output` under message key `key`
 """
 
+import struct
+
+import msgspec
 from pyflink.common import Row
 
 from rtm.dlq import dead_letter
@@ -21,13 +25,45 @@ TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
 DLQ = "dlq"  # dead letters; the JVM routes its own to the same name (io.rtm.flink.DeadLetters.OUTPUT)
 
 
+_KINDS = (EVENT, PROFILE, CAMPAIGN, END)  # by code: io.rtm.flink.Inputs.KIND_CODES
+# kind code, ts, partition, offset, then the lengths of key, topic and value (-1: null)
+_FRAME_HEADER = struct.Struct(">bqiqiii")
+
+
+class InputRecord(msgspec.Struct, gc=False):
+    kind: str
+    ts: int
+    key: str | None
+    value: bytes | None  # None: a tombstone
+    topic: str | None
+    partition: int | None
+    offset: int | None
+
+
+def read_input(frame: bytes) -> InputRecord:
+    """The input record in a frame of io.rtm.flink.Inputs.frame."""
+    kind, ts, partition, offset, key_size, topic_size, value_size = _FRAME_HEADER.unpack_from(frame)
+    start = _FRAME_HEADER.size
+    key = topic = value = None
+    if key_size >= 0:
+        key = frame[start:start + key_size].decode()
+        start += key_size
+    if topic_size >= 0:
+        topic = frame[start:start + topic_size].decode()
+        start += topic_size
+    if value_size >= 0:
+        value = frame[start:start + value_size]
+    return InputRecord(_KINDS[kind], ts, key, value, topic, None if partition < 0 else partition,
+                       None if offset < 0 else offset)
+
+
 def routed_out(output: str, key: str | None, value: bytes | None) -> Row:
     """A routed row: `value` to the topic of `output`, under message key `key`."""
     return Row(output, key, value)  # positional: the fields of RoutedRecords.ROUTED, in order
 
 
-def refuse(record, reason: str) -> Row:
-    """The routed row that sends `record` (an input row) to the DLQ, as it was read."""
+def refuse(record: InputRecord, reason: str) -> Row:
+    """The routed row that sends `record` to the DLQ, as it was read."""
     letter = dead_letter(
         reason, topic=record.topic, partition=record.partition, offset=record.offset, key=record.key, value=record.value
     )

@@ -15,7 +15,7 @@ from kafka_helpers import consume_all, produce
 from rtm.dlq import dead_letter
 from rtm.events import InvalidEvent, parse_event, parse_ts
 from rtm.time_rules import too_far_ahead
-from udfs.rows import CAMPAIGN, DLQ, EVENT, routed_out
+from udfs.rows import CAMPAIGN, DLQ, EVENT, read_input, routed_out
 
 OUT = "out"
 
@@ -24,7 +24,7 @@ class _Describe(ProcessFunction):
     """Everything the job saw of one record, as JSON, keyed like the input."""
 
     def process_element(self, keyed, ctx):
-        record = keyed[1]
+        record = read_input(keyed[1])
         seen = {
             "user_key": keyed[0],
             "key": record.key,
@@ -182,10 +182,11 @@ def test_sink_writes_chosen_keys_and_tombstones_exactly_once(kafka_bootstrap, ne
     env = local_environment({"execution.checkpointing.interval": "1 s"})
     kafka = KafkaIO(env, kafka_bootstrap, group_id="io-eo", bounded=True, delivery=EXACTLY_ONCE)
     read = kafka.read(kafka.kafka_source(source, CAMPAIGN), kafka_io.watermarks(0, 1_000), "in", "in")
-    rekeyed = kafka_io.split_inputs(read, "split", "split").keyable.map(
-        lambda r: routed_out(OUT, f"re-{r[1].key}", None if r[1].value == b"delete" else r[1].value),
-        output_type=kafka_io.routed_type(),
-    )
+    def rekey(keyed):
+        record = read_input(keyed[1])
+        return routed_out(OUT, f"re-{record.key}", None if record.value == b"delete" else record.value)
+
+    rekeyed = kafka_io.split_inputs(read, "split", "split").keyable.map(rekey, output_type=kafka_io.routed_type())
     kafka.sink(rekeyed, {OUT: sink}, "out", "out")
     kafka.execute("kafka-io-exactly-once-test")
 

@@ -1,5 +1,6 @@
 package io.rtm.flink;
 
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeParseException;
@@ -21,7 +22,10 @@ import org.apache.flink.types.Row;
  * offset)}: its kind, its event time, and the Kafka record unchanged (message key, value
  * bytes or null, where it came from), so the engine can parse it once and dead-letter it
  * with the original bytes. Before keying it travels as {@code READ = Row(user_key, reason,
- * input)}: the user key by which it is keyed, or the reason it cannot be keyed.
+ * input)}: the user key by which it is keyed, or the reason it cannot be keyed. Keyed, it
+ * travels as {@code KEYED = Row(user_key, frame)}: the same fields in one byte array
+ * ({@link #frame}), because PyFlink turns each Row into a Python Row field by field, and
+ * for the nested INPUT row that cost more than the rest of an event's way into Python.
  *
  * <p>Of an event the JVM reads only what keying and watermarks need: {@code user_id} /
  * {@code anonymous_id} (the user key, docs/CONTRACTS.md "Event") and {@code ts}. Whether the
@@ -44,8 +48,12 @@ public final class Inputs {
             new String[] {"kind", "ts", "key", "value", "topic", "partition", "offset"});
     public static final int KIND = 0, TS = 1, KEY = 2, VALUE = 3, TOPIC = 4, PARTITION = 5, OFFSET = 6;
 
-    /** Keyed records: field 0 is the key, the shape PyFlink's keyed operators expect. */
-    public static final RowTypeInfo KEYED = new RowTypeInfo(Types.STRING, INPUT);
+    /** Keyed records: field 0 is the key, the shape PyFlink's keyed operators expect; field 1 the framed INPUT. */
+    public static final RowTypeInfo KEYED = new RowTypeInfo(Types.STRING, Types.PRIMITIVE_ARRAY(Types.BYTE));
+    /** Kinds in a frame, by code: the code is the index (udfs/rows.py reads them in this order). */
+    private static final String[] KIND_CODES = {EVENT, PROFILE, CAMPAIGN, END};
+    /** The fixed part of a frame: kind, ts, partition, offset and the lengths of key, topic and value. */
+    private static final int FRAME_HEADER = 1 + 8 + 4 + 8 + 4 + 4 + 4;
     public static final RowTypeInfo READ = new RowTypeInfo(
             new TypeInformation<?>[] {Types.STRING, Types.STRING, INPUT},
             new String[] {"user_key", "reason", "input"});
@@ -83,7 +91,57 @@ public final class Inputs {
 
     /** The marker a bounded input sends when it ends, with the largest event time it held. */
     public static Row endOfInput(long newestEventTime) {
-        return Row.of(null, Row.of(END, newestEventTime, null, null, null, null, null));
+        return keyed(null, Row.of(END, newestEventTime, null, null, null, null, null));
+    }
+
+    /** The KEYED row of an INPUT row. */
+    public static Row keyed(String userKey, Row input) {
+        return Row.of(userKey, frame(input));
+    }
+
+    /**
+     * An INPUT row as one byte array, big-endian: kind code (1 byte: event, profile,
+     * campaign, end), ts (8), partition (4), offset (8), then the byte lengths of key
+     * (UTF-8), topic (UTF-8) and value (4 each; -1 for null) and those bytes in that order.
+     * A missing partition or offset (the end marker's) is -1.
+     */
+    static byte[] frame(Row input) {
+        byte[] key = utf8((String) input.getField(KEY));
+        byte[] topic = utf8((String) input.getField(TOPIC));
+        byte[] value = (byte[]) input.getField(VALUE);
+        ByteBuffer frame = ByteBuffer.allocate(FRAME_HEADER + length(key) + length(topic) + length(value));
+        frame.put(kindCode((String) input.getField(KIND)));
+        frame.putLong((Long) input.getField(TS));
+        Integer partition = (Integer) input.getField(PARTITION);
+        Long offset = (Long) input.getField(OFFSET);
+        frame.putInt(partition == null ? -1 : partition);
+        frame.putLong(offset == null ? -1 : offset);
+        frame.putInt(key == null ? -1 : key.length);
+        frame.putInt(topic == null ? -1 : topic.length);
+        frame.putInt(value == null ? -1 : value.length);
+        for (byte[] part : new byte[][] {key, topic, value}) {
+            if (part != null) {
+                frame.put(part);
+            }
+        }
+        return frame.array();
+    }
+
+    private static byte kindCode(String kind) {
+        for (byte code = 0; code < KIND_CODES.length; code++) {
+            if (KIND_CODES[code].equals(kind)) {
+                return code;
+            }
+        }
+        throw new IllegalArgumentException("unknown input kind " + kind);
+    }
+
+    private static byte[] utf8(String text) {
+        return text == null ? null : text.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static int length(byte[] bytes) {
+        return bytes == null ? 0 : bytes.length;
     }
 
     private static void stampSlow(Row input, boolean wallClock) {

@@ -45,7 +45,7 @@ public final class SplitInputs extends AbstractStreamOperator<Row>
             sawEvents = true;
             newestEventTime = Math.max(newestEventTime, (Long) input.getField(Inputs.TS));
         }
-        output.collect(element.replace(Row.of(read.getField(0), input)));
+        output.collect(element.replace(Inputs.keyed((String) read.getField(0), input)));
     }
 
     @Override
