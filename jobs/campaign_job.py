@@ -25,7 +25,7 @@ from jobs.kafka_io import AT_LEAST_ONCE, KafkaIO
 from rtm.settings import Topics
 from rtm.time_rules import TimeRules
 from udfs.campaign_engine import CAMPAIGNS_STATE, CampaignEngine
-from udfs.rows import CAMPAIGN, DLQ, EVENT, LATE, PROFILE, SESSIONS, TRIGGERS
+from udfs.rows import CAMPAIGN, DLQ, EVENT, LATE, PROFILE, SESSIONS, TRIGGERS, read_routed
 
 JOB_NAME = "rtm-campaigns"
 OUTPUTS = (TRIGGERS, SESSIONS, DLQ, LATE)  # each to its topic in `run`
@@ -34,7 +34,7 @@ BOUNDED_CHECKPOINT_INTERVAL_MS = 3_600_000
 
 @dataclass(frozen=True)
 class Outputs:
-    """The job's routed rows: the engine's, and the dead letters split off before it
+    """The job's routed records: the engine's, and the dead letters split off before it
     (a sink of their own: a union would break the engine's chain to its sink)."""
 
     engine: DataStream
@@ -116,11 +116,15 @@ def backtest(env: StreamExecutionEnvironment, profiles: list[Row], events: list[
     outputs = build_pipeline(user_inputs, kafka_io.raw_records(env, [], "no campaigns", "no-campaigns"),
                              startup_campaigns, rules)
     # Collected as plain strings: rows with byte arrays cross py4j about 100x slower.
-    as_text = outputs.engine.union(outputs.dead_letters).map(
-        lambda record: f"{record.output}\t{record.value.decode()}", output_type=Types.STRING())
+    as_text = outputs.engine.union(outputs.dead_letters).map(_as_text, output_type=Types.STRING())
     results: dict[str, list[str]] = {name: [] for name in OUTPUTS}
     with as_text.execute_and_collect(f"{JOB_NAME}-backtest") as lines:
         for line in lines:
             name, value = line.split("\t", 1)
             results[name].append(value)
     return results
+
+
+def _as_text(frame: bytes) -> str:
+    record = read_routed(frame)
+    return f"{record.output}\t{record.value.decode()}"

@@ -14,7 +14,8 @@ Rows (their types are declared once, in Java: io.rtm.flink.Inputs and RoutedReco
   input  Row(kind, ts, key, value, topic, partition, offset): what Python functions receive
   read   Row(user_key, reason, input): a record before keying (reason: why it cannot be keyed)
   keyed  Row(user_key, input framed as bytes): udfs.rows.read_input reads the frame
-  routed Row(output, key, value): to the topic of `output`; value None writes a tombstone
+  routed (output, key, value) framed as bytes: to the topic of `output`; value None writes a
+         tombstone (udfs.rows.routed_out writes the frame)
 (udfs.rows has what the Python functions need of them.)
 """
 
@@ -56,7 +57,7 @@ def _rtm():
 
 
 def routed_type():
-    """The type of routed rows, for the `output_type` of a Python function that emits them."""
+    """The type of routed records, for the `output_type` of a Python function that emits them."""
     return _from_java_type(_rtm().RoutedRecords.ROUTED)
 
 
@@ -80,7 +81,7 @@ class SplitInputs:
     """What SplitInputs makes of a stream of read rows."""
 
     keyable: DataStream  # keyed rows
-    dead_letters: DataStream  # routed rows for DLQ
+    dead_letters: DataStream  # routed records for DLQ
     end_of_input: DataStream  # keyed rows: one END input when a bounded input ends
 
 
@@ -177,7 +178,7 @@ class KafkaIO:
         return HybridSource.builder(first).add_source(then).build()
 
     def sink(self, records: DataStream, topics: dict[str, str], name: str, uid: str) -> None:
-        """Write routed rows to the topic of their output (`topics`: output -> topic)."""
+        """Write routed records to the topic of their output (`topics`: output -> topic)."""
         jvm = get_gateway().jvm
         j_topics = jvm.java.util.HashMap()
         for output, topic in topics.items():

@@ -86,7 +86,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
     """Keyed input: input rows of events and profiles; broadcast input: keyed rows of
     campaign records, and the END of a bounded input.
 
-    Output: routed rows keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
+    Output: routed records keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
     letters (DLQ) of events and profiles that break the contract and of rejected campaign
     updates.
     """
@@ -238,7 +238,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         yield from outputs
 
     def _outputs(self, key: str, result: Result) -> list:
-        """The routed rows of one call, all made before any leaves (a failure emits none)."""
+        """The routed records of one call, all made before any leaves (a failure emits none)."""
         for error in result.errors:
             self._condition_errors.inc()
             log.warning("user %s: %s", key, error)

@@ -23,8 +23,8 @@ final class DeadLetters {
 
     private DeadLetters() {}
 
-    static Row route(Row input, String reason) {
-        return Row.of(OUTPUT, input.getField(Inputs.KEY), json(input, reason));
+    static byte[] route(Row input, String reason) {
+        return RoutedRecords.frame(OUTPUT, (String) input.getField(Inputs.KEY), json(input, reason));
     }
 
     private static byte[] json(Row input, String reason) {

@@ -10,7 +10,7 @@ import org.apache.flink.util.OutputTag;
 
 /**
  * Inputs.READ rows in; Inputs.KEYED rows out for the records that can be keyed, dead letters
- * (RoutedRecords.ROUTED, output "dlq") for those that cannot, and, when a bounded input
+ * (routed records of output "dlq") for those that cannot, and, when a bounded input
  * ends, one end-of-input marker with the largest event time it carried: the engine stops
  * event time there (the rules of time: deadlines after the input's last event do not fire).
  * A Java operator chained to the source, so bad records never cross into Python.
@@ -18,7 +18,7 @@ import org.apache.flink.util.OutputTag;
 public final class SplitInputs extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput {
     private static final long serialVersionUID = 1L;
-    public static final OutputTag<Row> DEAD_LETTERS = new OutputTag<>("dead-letters", RoutedRecords.ROUTED);
+    public static final OutputTag<byte[]> DEAD_LETTERS = new OutputTag<>("dead-letters", RoutedRecords.ROUTED);
     public static final OutputTag<Row> END_OF_INPUT = new OutputTag<>("end-of-input", Inputs.KEYED);
 
     private transient Counter deadLetters;
