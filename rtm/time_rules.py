@@ -51,6 +51,16 @@ class TimeRules:
         return wall + (event_ms - event_ts) + self.out_of_orderness_ms
 
 
+def event_timer_to_arm(armed: int | None, deadline: int | None) -> int | None:
+    """The event-time timer a user should have for the engine's next `deadline`, given the
+    one `armed`: that one while it fires no later, else the deadline. So it only ever moves
+    earlier: every event of an active user pushes the session end later, and moving the
+    timer each time (a delete and a register, two calls into the JVM) cost more than
+    letting it fire early once, settle nothing and re-arm at the deadline: over the peer
+    benchmark's 200k events, 131k timer calls and 74k fires instead of 432k and 44k."""
+    return armed if armed is not None and deadline is not None and armed <= deadline else deadline
+
+
 def wall_timer_to_arm(armed: int | None, wanted: int) -> int | None:
     """The processing-time timer to register for a deadline due at wall time `wanted`, or
     None: one armed no later fires first, and a timer that fires early just re-arms. (So a

@@ -17,12 +17,10 @@ a message past the size limit) is applied and dead-lettered too, with what faile
 
 Time (docs/CONTRACTS.md, "Time"): the engine settles what is due before each event, so timers only
 serve users who go quiet. Each user has at most one event-time timer, at or before the
-engine's next deadline. It is only ever moved earlier: every event of an active user
-pushes the session end later, and moving the timer each time (a delete and a register,
-two calls into the JVM per event) cost more than letting it fire early once, settle
-nothing and re-arm at the deadline (bench/job_cpu_bench.py). In a live run a
-processing-time timer backs it up the same way: when no input arrives anywhere the
-watermark stands still, yet a deadline must fire within seconds of wall time.
+engine's next deadline, only ever moved earlier (rtm.time_rules.event_timer_to_arm). In
+a live run a processing-time timer backs it up, moved the same way: when no input
+arrives anywhere the watermark stands still, yet a deadline must fire within seconds of
+wall time.
 """
 
 import logging
@@ -37,7 +35,7 @@ from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
-from rtm.time_rules import TimeRules, wall_timer_to_arm
+from rtm.time_rules import TimeRules, event_timer_to_arm, wall_timer_to_arm
 from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, read_input, refuse, routed_out
 
 log = logging.getLogger(__name__)
@@ -261,20 +259,21 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             self._slots.clear()  # forgotten by the engine (idle expiry); stale timers find nothing
             return
         deadline, armed = result.next_deadline, slot.event_timer
-        if armed is not None and deadline is not None and armed <= deadline:
-            deadline = armed  # it fires early, settles nothing and re-arms at the deadline
-        slot.event_timer = deadline
+        event_timer = slot.event_timer = event_timer_to_arm(armed, deadline)
         wall_deadline = None
         if deadline is not None and self._rules.live and slot.anchor is not None:
+            # From the deadline itself, not from an early event-time timer: the wall time of
+            # that one has passed when the wall timer fires, so it would be due at once, again
+            # and again, while the watermark stands still.
             wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(slot.anchor, deadline))
             if wall_deadline is not None:
                 slot.wall_timer = wall_deadline
         encoded = _slot_encoder.encode(slot)
-        if deadline != armed:
+        if event_timer != armed:
             if armed is not None:
                 timers.delete_event_time_timer(armed)
-            if deadline is not None:
-                timers.register_event_time_timer(deadline)
+            if event_timer is not None:
+                timers.register_event_time_timer(event_timer)
         if wall_deadline is not None:
             timers.register_processing_time_timer(wall_deadline)
         self._slots.update(encoded)
