@@ -94,9 +94,12 @@ def assert_pattern_completed(trigger, stream):
     first, last = positions[0], positions[-1]
     assert not any(_matches(u, e) for e in stream[first + 1:last] for u in pattern.unless)
     if pattern.absence:
-        assert end == stream[last].ts + pattern.absence.for_ms
         later = [e for e in stream[last + 1:] if e.ts < end]
-        assert not any(_matches(pattern.absence.filter, e) for e in later)
+        # An absence event after the last step postpones the deadline unless it starts the pattern
+        # anew (then it would be the match's own first event): the deadline is `for` after the last.
+        postponers = [e for e in later if _matches(pattern.absence.filter, e)]
+        assert not any(_matches(t.filter, e) for e in postponers for t in pattern.transitions[0])
+        assert end == max([stream[last].ts, *(e.ts for e in postponers)]) + pattern.absence.for_ms
         assert not any(_matches(u, e) for e in later for u in pattern.unless)
     else:
         assert end == stream[last].ts

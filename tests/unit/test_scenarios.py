@@ -313,3 +313,70 @@ def test_cooldown_and_cap_per_period():
     assert [t.matched_event_ids for t in user.triggers] == [["a0"], ["a10"], ["a20"]]
     user.send(event("next-day", "add_to_cart", 25 * HOUR))
     assert len(user.triggers) == 4
+
+
+# -- cart left open, user quiet for 4 h (absence of any event) -------------------------
+
+def test_cart_idle_push_fires_4h_after_the_last_activity_naming_the_cart_kept_through_it(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0, "s1"), pv("p1", HOUR), event("q1", "search", 3 * HOUR))
+    user.settle(7 * HOUR - 1)
+    assert user.fired("cart_idle_push") == []
+    user.settle(7 * HOUR)
+    [trigger] = user.fired("cart_idle_push")
+    assert trigger["event_time"] == event("x", "x", 7 * HOUR).ts
+    assert trigger["message"] == "Still thinking about item s1?" and trigger["data"] == {"sku": "s1"}
+    assert trigger["matched_event_ids"][0] == "c1"
+
+
+def test_cart_idle_push_a_later_add_to_cart_restarts_the_match_and_names_the_new_item(shipped):
+    user = User(shipped)
+    user.send(add("c1", 0, "s1"), pv("p1", HOUR), add("c2", 2 * HOUR, "s2"))
+    user.settle(7 * HOUR)
+    [trigger] = user.fired("cart_idle_push")
+    assert trigger["data"] == {"sku": "s2"} and trigger["matched_event_ids"][0] == "c2"
+    assert trigger["event_time"] == event("x", "x", 6 * HOUR).ts
+
+
+def test_cart_idle_push_near_misses_activity_every_few_hours_or_a_purchase(shipped):
+    active = User(shipped)
+    active.send(add("c1", 0), *(pv(f"p{k}", k * (4 * HOUR - MIN)) for k in range(1, 5)))
+    active.settle(20 * HOUR - 4 * MIN - 1)  # each page view came a minute before the 4 h were up
+    assert active.fired("cart_idle_push") == []
+    active.settle(20 * HOUR - 4 * MIN)  # 4 h after the last one
+    assert len(active.fired("cart_idle_push")) == 1
+    bought = User(shipped)
+    bought.send(add("c1", 0), pv("p1", HOUR), event("b1", "purchase", 2 * HOUR))
+    bought.settle(10 * HOUR)
+    assert bought.fired("cart_idle_push") == []
+
+
+ABSENCE_WITHIN = """
+id: idle_after_view
+version: 1
+pattern:
+  steps:
+    - {event: page_view, where: event.params.page == "pricing", as: view}
+  within: 3h
+  absence: {for: 1h, event: "*"}
+action: {channel: email, endpoint: e, message: "{{ view.params.plan }}"}
+"""
+
+
+def test_an_absence_event_of_the_start_type_that_fails_its_condition_postpones():
+    user = User(campaign_set(ABSENCE_WITHIN))
+    user.send(event("v1", "page_view", 0, params={"page": "pricing", "plan": "pro"}),
+              event("v2", "page_view", 50 * MIN, params={"page": "home"}))
+    user.settle(110 * MIN - 1)
+    assert user.triggers == []
+    user.settle(110 * MIN)
+    [trigger] = user.triggers
+    assert trigger["message"] == "pro" and trigger["event_time"] == event("x", "x", 110 * MIN).ts
+
+
+def test_postponing_past_the_window_drops_the_match():
+    user = User(campaign_set(ABSENCE_WITHIN))
+    user.send(event("v1", "page_view", 0, params={"page": "pricing"}),
+              *(event(f"h{i}", "page_view", i * 50 * MIN, params={"page": "home"}) for i in range(1, 5)))
+    user.settle(10 * HOUR)  # the 4th page view (at 200 min) would put the deadline past 3 h
+    assert user.triggers == []
