@@ -26,6 +26,7 @@ from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, com
                           compile_pattern, duration_field)
 
 SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
+SESSION = "session"  # `limits.per: session`: a cap per session instead of per period
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class Audience:
 @dataclass(frozen=True)
 class Limits:
     max: int | None = None
-    per: int | None = None
+    per: int | None = None  # a period (ms)...
+    per_session: bool = False  # ...or `per: session`
     cooldown: int | None = None
     reenter: bool = True
     holdout: float = 0.0
@@ -81,7 +83,8 @@ class Limits:
     memory_ms: int = field(init=False)  # how long a completion time counts (cap per period, cooldown)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lifetime_cap", 1 if not self.reenter else self.max if self.per is None else None)
+        capped_ever = self.per is None and not self.per_session
+        object.__setattr__(self, "lifetime_cap", 1 if not self.reenter else self.max if capped_ever else None)
         object.__setattr__(self, "memory_ms", max(self.per or 0, self.cooldown or 0))
 
 
@@ -306,12 +309,14 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         where=compile_condition(a.get("where"), (), "audience.where"),
         exclude=tuple(compile_filter(f, (), f"audience.exclude[{i}]") for i, f in enumerate(a.get("exclude", ()))))
     lim = d.get("limits", {})
+    per = lim.get("per")
     limits = Limits(
-        max=lim.get("max"), per=duration_field(lim["per"], "limits.per") if "per" in lim else None,
+        max=lim.get("max"), per=duration_field(per, "limits.per") if per not in (None, SESSION) else None,
+        per_session=per == SESSION,
         cooldown=duration_field(lim["cooldown"], "limits.cooldown") if "cooldown" in lim else None,
         reenter=lim.get("reenter", True), holdout=float(lim.get("holdout", 0.0)))
-    if limits.per is not None and limits.max is None:
-        raise FieldError("limits.per", "per needs max (at most `max` triggers per period)")
+    if per is not None and limits.max is None:
+        raise FieldError("limits.per", "per needs max (at most `max` triggers per period or session)")
     action = emit = None
     if "action" in d:
         spec = d["action"]

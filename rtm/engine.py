@@ -288,7 +288,7 @@ def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, m
     except Exception as err:  # noqa: BLE001 - a template failing on this user's data
         out.errors.append(f"rendering failed, no trigger: {type(err).__name__}: {err}")
         return None
-    caps.count_completion(limits, progress, ts)
+    caps.count_completion(limits, progress, ts, user.sessions)
     if campaign.action is not None:
         out.triggers.append(trigger)
         return None

@@ -34,6 +34,8 @@ class Progress(msgspec.Struct, array_like=True, gc=False):
     fired: int = 0  # completions ever (lifetime caps, reenter)
     recent: list[int] = []  # times of recent completions (cap per period, cooldown)
     muted: int = 0  # session index in which `audience.exclude` suppressed the campaign
+    fired_session: int = 0  # session index of the latest completion (`per: session` caps)...
+    fired_in_session: int = 0  # ...and completions in that session
 
 
 class UserState(msgspec.Struct, array_like=True, gc=False):

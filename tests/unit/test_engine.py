@@ -225,3 +225,19 @@ action: {channel: push, endpoint: p, data: {pages: "{{ session.pages }}"}}
     user = User(campaigns)
     user.send(pv("p1", 0), pv("p2", SEC))
     assert [t.data for t in user.triggers] == [{"pages": 1}, {"session": user.sessions[0].session_id}]
+
+
+def test_a_state_saved_before_session_caps_existed_restores_and_counts_from_there(shipped):
+    sale = shipped.get("sale_popup")
+    # UserState and Progress as msgpack arrays, Progress with the five fields it had before
+    # fired_session/fired_in_session: what older checkpoints and savepoints hold.
+    session = [1, event("x", "x", 0).ts, event("x", "x", 0).ts, 1, 1, None]
+    old = msgspec.msgpack.encode([session[1], session[1], "u1", None, 1, session, {},
+                                  {"sale_popup": [sale.fingerprint, None, 3, [], 0]}])
+    state = decode_state(old)
+    assert (state.progress["sale_popup"].fired, state.progress["sale_popup"].fired_in_session) == (3, 0)
+    user = User(shipped)
+    user.state = old
+    user.send(event("s1", "page_view", MIN, params={"section": "sale"}),
+              event("s2", "page_view", 2 * MIN, params={"section": "sale"}))
+    assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"]]

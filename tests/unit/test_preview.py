@@ -4,8 +4,10 @@ import json
 
 from click.testing import CliRunner
 
+import scenarios
 from rtm.cli.campaigns import campaigns as cli
-from rtm.events import parse_ts
+from rtm.events import parse_event, parse_ts
+from rtm.preview import run_preview
 from rtm.settings import CAMPAIGNS_DIR
 
 EVENTS = [
@@ -104,3 +106,9 @@ def test_a_message_past_the_size_limit_is_a_counted_condition_error_and_no_trigg
     assert "warning: echo: rendering failed, no trigger: RenderedTooLarge: the template's value would be 40000 " \
            "characters, above the limit of 32768" in result.stderr
     assert "2 events, 2 users, 0 duplicates, 1 condition errors: 1 triggers" in result.stderr
+
+
+def test_preview_of_the_reference_scenarios_gives_exactly_their_triggers(shipped):
+    profiles = {p["user_id"]: p for p in scenarios.PROFILES}
+    result = run_preview(shipped, (parse_event(json.dumps(e).encode()) for e in scenarios.events()), profiles)
+    assert scenarios.summary(result.triggers) == sorted(scenarios.EXPECTED)

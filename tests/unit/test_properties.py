@@ -1,5 +1,7 @@
 """Properties over random event sequences (hypothesis), against the shipped campaigns plus caps."""
 
+from collections import Counter
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +22,20 @@ version: 1
 pattern: {steps: [{event: add_to_cart}, {event: checkout}], within: 1h, unless: [purchase]}
 action: {channel: push, endpoint: p}
 limits: {max: 2, per: 6h, cooldown: 30m}
+""", """
+id: twice_a_session
+version: 1
+pattern: {steps: [{event: [page_view, add_to_cart]}]}
+action: {channel: popup, endpoint: p}
+limits: {max: 2, per: session}
+""", """
+id: idle_once_a_session
+version: 1
+pattern: {steps: [{event: add_to_cart}], absence: {for: 10m, event: "*"}}
+action: {channel: popup, endpoint: p}
+limits: {max: 1, per: session}
 """)
-CAMPAIGNS = CampaignSet([*load_paths([CAMPAIGNS_DIR])[0], EXTRA.get("capped")])
+CAMPAIGNS = CampaignSet([*load_paths([CAMPAIGNS_DIR])[0], *EXTRA])
 PROFILES = st.sampled_from([None, {"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["r"]}},
                             {"user_id": "u1", "segments": [], "attributes": {}}])
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -40,7 +54,8 @@ def histories(draw, max_size=40):
         events.append(event(
             f"e{i}", draw(st.sampled_from(TYPES)), at, user_id="u1" if known else None,
             anonymous_id=None if known else "a1",
-            params={"page": draw(st.sampled_from(["landing", "home"])), "section": draw(st.sampled_from(["", "hats"])),
+            params={"page": draw(st.sampled_from(["landing", "home"])),
+                    "section": draw(st.sampled_from(["", "hats", "sale"])),
                     "cart_items": draw(st.integers(0, 6)), "sku": "s", "game": "chess"},
             context={"app": draw(st.sampled_from(["game", "web"]))}))
     return events, draw(PROFILES)
@@ -133,6 +148,17 @@ def test_caps_are_never_exceeded(history):
             assert all(b - a >= limits.cooldown for a, b in zip(times, times[1:]))
         if limits.per is not None:
             assert all(sum(t - limits.per < u <= t for u in times) <= limits.max for t in times)
+        if limits.per_session:
+            assert max(Counter(_session_at(user.sessions, t, campaign) for t in times).values(),
+                       default=0) <= limits.max
+
+
+def _session_at(records, t, campaign) -> int:
+    """The session index a trigger at `t` counts in: the latest session begun by then (a deadline
+    due at an event's time is settled before that event opens a session)."""
+    absence = campaign.pattern.absence is not None
+    return max(r["index"] for r in records if r["kind"] == "session_start" and (r["start"] < t or
+                                                                               (r["start"] == t and not absence)))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

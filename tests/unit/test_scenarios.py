@@ -380,3 +380,38 @@ def test_postponing_past_the_window_drops_the_match():
               *(event(f"h{i}", "page_view", i * 50 * MIN, params={"page": "home"}) for i in range(1, 5)))
     user.settle(10 * HOUR)  # the 4th page view (at 200 min) would put the deadline past 3 h
     assert user.triggers == []
+
+
+# -- sale pop-up: at most once per session ---------------------------------------------
+
+def sale(event_id, at):
+    return event(event_id, "page_view", at, params={"section": "sale"})
+
+
+def test_sale_popup_shows_once_per_session_and_again_in_the_next_session(shipped):
+    user = User(shipped)
+    user.send(sale("s1", 0), sale("s2", 20 * MIN), sale("s3", 45 * MIN))  # 45 min: still the same session
+    assert [t["matched_event_ids"] for t in user.fired("sale_popup")] == [["s1"]]
+    user.send(sale("s4", 80 * MIN), sale("s5", 81 * MIN))  # 35 min after s3: a new session
+    assert [t["matched_event_ids"] for t in user.fired("sale_popup")] == [["s1"], ["s4"]]
+
+
+PER_SESSION_DEADLINE = """
+id: idle_twice
+version: 1
+pattern:
+  steps: [{event: add_to_cart}]
+  absence: {for: 10m, event: add_to_cart}
+action: {channel: push, endpoint: p}
+limits: {max: 2, per: session}
+"""
+
+
+def test_a_session_cap_counts_completions_at_deadlines_in_the_open_session():
+    user = User(campaign_set(PER_SESSION_DEADLINE))
+    user.send(*(event(f"a{m}", "add_to_cart", m * MIN) for m in (0, 12, 24)))  # one session (gaps < 30 min)
+    user.settle(HOUR)
+    assert [t["matched_event_ids"][0] for t in user.triggers] == ["a0", "a12"]  # a24's, at 34 min, is the third
+    user.send(event("a120", "add_to_cart", 2 * HOUR))  # a new session
+    user.settle(3 * HOUR)
+    assert [t["matched_event_ids"][0] for t in user.triggers] == ["a0", "a12", "a120"]
