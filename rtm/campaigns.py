@@ -24,6 +24,7 @@ from rtm.errors import RtmError
 from rtm.expressions import ExpressionError, Expression, Payload, Scope, Template, merge_paths
 from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
                           compile_pattern, duration_field)
+from rtm.variants import Variant
 
 SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
 SESSION = "session"  # `limits.per: session`: a cap per session instead of per period
@@ -94,6 +95,7 @@ class Action:
     endpoint: str
     message: Template
     data: Payload
+    variants: tuple[Variant, ...] = ()  # A/B: each user gets one (rtm.variants), else message and data
 
 
 @dataclass(frozen=True)
@@ -320,9 +322,11 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
     action = emit = None
     if "action" in d:
         spec = d["action"]
-        action = Action(spec["channel"], spec["endpoint"], _template(spec.get("message", ""), bindings, "action.message"),
-                        _payload(spec.get("data", {}), bindings, "action.data"))
-        rendered = [action.message, action.data]
+        message = _template(spec.get("message", ""), bindings, "action.message")
+        data = _payload(spec.get("data", {}), bindings, "action.data")
+        variants = _variants(spec.get("variants", ()), message, data, bindings)
+        action = Action(spec["channel"], spec["endpoint"], message, data, variants)
+        rendered = [message, data, *(x for v in variants for x in (v.message, v.data))]
     else:
         if limits.holdout:
             raise FieldError("limits.holdout", "holdout applies to campaigns with an action; an emit is never delivered")
@@ -341,6 +345,23 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         bind_paths={name: frozenset(p) for name, p in paths.items()},
         wakes=tuple(types | exclude for types in pattern.consumes),
         reads_session_id=any(x.reads_session_id for x in [*conditions, *rendered] if x is not None))
+
+
+def _variants(specs: Iterable[Mapping[str, Any]], message: Template, data: Payload,
+              bindings: tuple[str, ...]) -> tuple[Variant, ...]:
+    """`action.variants`; a variant without its own message or data uses the action's."""
+    variants: list[Variant] = []
+    for i, spec in enumerate(specs):
+        field = f"action.variants[{i}]"
+        for j, earlier in enumerate(variants):
+            if earlier.name == spec["name"]:
+                raise FieldError(f"{field}.name", f"{spec['name']!r} is also the name of variants[{j}]; "
+                                                  f"give each variant its own name")
+        variants.append(Variant(
+            spec["name"], float(spec["weight"]),
+            _template(spec["message"], bindings, f"{field}.message") if "message" in spec else message,
+            _payload(spec["data"], bindings, f"{field}.data") if "data" in spec else data))
+    return tuple(variants)
 
 
 def _template(source: str, bindings: tuple[str, ...], field: str) -> Template:

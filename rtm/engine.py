@@ -24,6 +24,7 @@ from rtm.records import SessionRecord, Trigger
 from rtm.schedule import ABSENCE, SESSION_END, absence_deadlines, next_due
 from rtm.state import Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
+from rtm.variants import assign
 from rtm.views import EventScope
 
 __all__ = ["DEFAULT_CONFIG", "EngineConfig", "Result", "apply_event", "decode_state", "settle"]
@@ -278,11 +279,15 @@ def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, m
     try:
         if campaign.action is not None:
             action = campaign.action
+            holdout = in_holdout(user.key, campaign.id, limits.holdout)  # before variants: the control group
+            variant = (assign(action.variants, user.key, campaign.id, campaign.version)
+                       if action.variants and not holdout else None)
+            content = action if variant is None else variant
             trigger = make_trigger(
                 campaign_id=campaign.id, version=campaign.version, user_key=user.key, user_id=user.user_id,
                 anonymous_id=user.anonymous_id, channel=action.channel, endpoint=action.endpoint,
-                message=action.message.render(scope), data=action.data.render(scope), matched_event_ids=ids,
-                event_time=ts, holdout=in_holdout(user.key, campaign.id, limits.holdout))
+                message=content.message.render(scope), data=content.data.render(scope), matched_event_ids=ids,
+                event_time=ts, holdout=holdout, variant=None if variant is None else variant.name)
         else:
             params = campaign.emit.params.render(scope)
     except Exception as err:  # noqa: BLE001 - a template failing on this user's data

@@ -35,6 +35,7 @@ class Trigger(msgspec.Struct, kw_only=True, gc=False):
     event_time: int
     emitted_at: int | None = None  # wall time at emission, set by the job as it leaves; null in a backtest
     holdout: bool
+    variant: str | None = None  # the A/B variant (rtm.variants); null without variants and in the holdout
 
 
 class SessionRecord(msgspec.Struct, kw_only=True, gc=False):

@@ -45,11 +45,14 @@ def events() -> list[dict]:
 
 
 # (user key, campaign id, event time offset, message): exactly what must fire.
+URGENCY = "Items in your order are selling fast: finish your checkout now."
 EXPECTED = [
     ("anon-1", "welcome_coupon", 0, "Welcome! Here is $5 off your first order."),
     ("shopper", "store_section_popup", 1 * SEC, "New arrivals in Shoes for you!"),
     ("vip-0", "vip_checkout_recommendations", 2 * SEC, "Ann, these would go well with your order."),
     ("vip-16", "vip_checkout_recommendations", 2 * SEC, "Hi, these would go well with your order."),
+    ("vip-0", "checkout_reminder_ab", 2 * SEC + 30 * MIN, URGENCY),  # both in variant "urgency"
+    ("vip-16", "checkout_reminder_ab", 2 * SEC + 30 * MIN, URGENCY),
     ("reader", "three_page_views", 7 * SEC, "engaged session"),
     ("gamer", "login_to_play", 8 * SEC, "Good luck in your match!"),
     ("gamer", "game_come_back_email", 8 * SEC + HOUR, "Your game space-race misses you. Come back for a free life!"),

@@ -86,7 +86,8 @@ def test_definitions_from_the_topic_are_json_and_load_like_yaml():
 
 def test_campaigns_are_indexed_by_the_event_types_their_first_step_consumes(shipped):
     ids = lambda cs: [c.id for c in cs]  # noqa: E731
-    assert ids(shipped.starting("checkout", synthetic=False)) == ["user_left_game", "vip_checkout_recommendations"]
+    assert ids(shipped.starting("checkout", synthetic=False)) == ["checkout_reminder_ab", "user_left_game",
+                                                                  "vip_checkout_recommendations"]
     assert ids(shipped.starting("purchase", synthetic=False)) == ["user_left_game"]  # "*" listens to any real event
     assert ids(shipped.starting("user_left_game", synthetic=True)) == ["game_come_back_email"]
     assert ids(shipped.starting("unheard_of", synthetic=True)) == []

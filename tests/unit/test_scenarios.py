@@ -2,7 +2,10 @@
 
 import pytest
 
+from rtm.campaigns import CampaignError, load_definition, load_file
+from rtm.settings import CAMPAIGNS_DIR
 from rtm.triggers import in_holdout
+from rtm.variants import assign
 
 from engine_helpers import HOUR, MIN, SEC, User, campaign_set, event
 
@@ -415,3 +418,68 @@ def test_a_session_cap_counts_completions_at_deadlines_in_the_open_session():
     user.send(event("a120", "add_to_cart", 2 * HOUR))  # a new session
     user.settle(3 * HOUR)
     assert [t["matched_event_ids"][0] for t in user.triggers] == ["a0", "a12", "a120"]
+
+
+# -- checkout left unfinished: an A/B test of two messages, holdout first ----------------
+
+def reminder_user(want):
+    """A user key whose assignment is `want` ("holdout", "plain" or "urgency")."""
+    reminder = shipped_campaign("checkout_reminder_ab")
+    for key in (f"buyer-{i}" for i in range(1000)):
+        holdout = in_holdout(key, reminder.id, reminder.limits.holdout)
+        name = "holdout" if holdout else assign(reminder.action.variants, key, reminder.id, reminder.version).name
+        if name == want:
+            return key
+
+
+def shipped_campaign(campaign_id):
+    return load_file(CAMPAIGNS_DIR / f"{campaign_id}.yaml")
+
+
+@pytest.mark.parametrize("group, message, data", [
+    ("plain", "Your order is waiting for you.", {"items": 2}),
+    ("urgency", "Items in your order are selling fast: finish your checkout now.", {"items": 2, "urgent": True}),
+    ("holdout", "Your order is waiting for you.", {"items": 2}),
+])
+def test_checkout_reminder_sends_the_users_variant_and_names_it(shipped, group, message, data):
+    key = reminder_user(group)
+    user = User(shipped)
+    user.send(event("k1", "checkout", 0, user_id=key, params={"cart_items": 2}))
+    user.settle(30 * MIN)
+    [trigger] = user.fired("checkout_reminder_ab")
+    assert (trigger["message"], trigger["data"]) == (message, data)
+    assert trigger["variant"] == (None if group == "holdout" else group)
+    assert trigger["holdout"] is (group == "holdout")
+
+
+def test_checkout_reminder_near_miss_a_purchase_within_30_minutes(shipped):
+    user = User(shipped)
+    user.send(event("k1", "checkout", 0, user_id=reminder_user("urgency")),
+              event("b1", "purchase", 29 * MIN, user_id=reminder_user("urgency")))
+    user.settle(2 * HOUR)
+    assert user.fired("checkout_reminder_ab") == []
+
+
+def test_a_new_version_draws_the_variants_again():
+    reminder = shipped_campaign("checkout_reminder_ab")
+    keys = [f"buyer-{i}" for i in range(200)]
+
+    def names(version):
+        return [assign(reminder.action.variants, k, reminder.id, version).name for k in keys]
+
+    assert names(1) == names(1) and names(1) != names(2)
+
+
+@pytest.mark.parametrize("variants, problem", [
+    ([{"name": "a", "weight": 1}, {"name": "a", "weight": 2}], "action.variants[1].name: 'a' is also the name"),
+    ([{"name": "a", "weight": 1}, {"name": "b", "weight": 0}], "action.variants[1].weight: 0 is less than or equal"),
+    ([{"name": "a", "weight": 1}, {"name": "b", "weight": 1, "message": "{{ nope.x }}"}],
+     "action.variants[1].message"),
+    ([{"name": "a", "weight": 1}], "action.variants: [{'name': 'a', 'weight': 1}] is too short"),
+])
+def test_invalid_variants_are_refused_with_their_field(variants, problem):
+    definition = {"id": "ab", "version": 1, "pattern": {"steps": [{"event": "a"}]},
+                  "action": {"channel": "push", "endpoint": "p", "variants": variants}}
+    with pytest.raises(CampaignError) as err:
+        load_definition(definition)
+    assert problem in str(err.value)
