@@ -22,6 +22,7 @@ import yaml
 
 from rtm.errors import RtmError
 from rtm.expressions import ExpressionError, Expression, Payload, Scope, Template, merge_paths
+from rtm.goals import Goal
 from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
                           compile_pattern, duration_field)
 from rtm.variants import Variant
@@ -115,6 +116,7 @@ class Campaign:
     limits: Limits
     action: Action | None
     emit: Emit | None
+    goal: Goal | None  # a conversion to watch for after each trigger
     bind_paths: Mapping[str, frozenset[tuple[str, ...]]]  # bound-event fields the campaign reads
     wakes: tuple[Types, ...]  # per pattern state (and waiting): event types the campaign consumes
     reads_session_id: bool  # some condition or template reads session.id (or the whole session)
@@ -288,6 +290,11 @@ class CampaignSet:
             if starts.any:
                 any_type.append(campaign)
         self._named = {t: tuple(cs) for t, cs in named.items()}
+        self.goals = {c.id: c.goal for c in self if c.goal is not None}
+        goal_types = NO_TYPES
+        for goal in self.goals.values():
+            goal_types = goal_types | goal.filter.types
+        self.goal_types = goal_types  # the event types that may reach a goal
         self._any = tuple(any_type)
         self.reads_session_id = any(c.reads_session_id for c in self)
         self._real = {t: tuple(sorted({*cs, *any_type}, key=lambda c: c.id)) for t, cs in named.items()}
@@ -332,16 +339,25 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
             raise FieldError("limits.holdout", "holdout applies to campaigns with an action; an emit is never delivered")
         emit = Emit(d["emit"]["event"], _payload(d["emit"].get("params", {}), bindings, "emit.params"))
         rendered = [emit.params]
+    goal = None
+    if "goal" in d:
+        if action is None:
+            raise FieldError("goal", "a goal follows triggers; an emit campaign has none (put the goal on the "
+                                     "campaign that delivers)")
+        spec = d["goal"]
+        goal = Goal(compile_filter({"event": spec["event"], "where": spec.get("where")}, (), "goal"),
+                    parse_duration(spec["within"], "goal.within"))
     conditions = [t.filter.where for ts in pattern.transitions for t in ts]
     conditions += [f.where for f in pattern.unless] + [pattern.absence.filter.where if pattern.absence else None]
     paths = merge_paths([*(c.paths for c in conditions if c is not None), *(r.paths for r in rendered)])
     conditions += [audience.where, *(f.where for f in audience.exclude)]  # they read no bindings
+    conditions += [goal.filter.where if goal else None]
     exclude = NO_TYPES
     for f in audience.exclude:
         exclude = exclude | f.types
     return Campaign(
         id=d["id"], version=d["version"], fingerprint=_fingerprint(d), definition=d, pattern=pattern,
-        audience=audience, limits=limits, action=action, emit=emit,
+        audience=audience, limits=limits, action=action, emit=emit, goal=goal,
         bind_paths={name: frozenset(p) for name, p in paths.items()},
         wakes=tuple(types | exclude for types in pattern.consumes),
         reads_session_id=any(x.reads_session_id for x in [*conditions, *rendered] if x is not None))

@@ -15,14 +15,14 @@ from typing import Any
 
 import msgspec
 
-from rtm import caps, sessions
+from rtm import caps, goals, sessions
 from rtm.campaigns import Campaign, CampaignSet
 from rtm.events import Event
 from rtm.matcher import AWAITING, COMPLETED, IGNORED, step
 from rtm.patterns import INITIAL
-from rtm.records import SessionRecord, Trigger
+from rtm.records import Conversion, SessionRecord, Trigger
 from rtm.schedule import ABSENCE, SESSION_END, absence_deadlines, next_due
-from rtm.state import Progress, Run, UserState, decode_state, encode_state
+from rtm.state import GoalWait, Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
 from rtm.variants import assign
 from rtm.views import EventScope
@@ -53,6 +53,7 @@ class Result(msgspec.Struct, gc=False):  # a Struct: one per call, and cheaper t
     next_deadline: int | None  # arm the user's one timer here (event time), or none
     triggers: list[Trigger] = []
     sessions: list[SessionRecord] = []
+    conversions: list[Conversion] = []  # goals reached (rtm.goals)
     duplicate: bool = False  # the event was a duplicate and was dropped
     late: bool = False  # the event was too far behind the user's latest event and was dropped
     errors: list[str] = []  # conditions/templates that failed on this data
@@ -133,8 +134,10 @@ def _compact(user: UserState, campaigns: CampaignSet, config: EngineConfig) -> N
     open_session = user.sessions if user.session is not None else None
     spent = None
     for cid, progress in user.progress.items():
-        if progress.run is None and not caps.still_counts(campaigns.get(cid).limits, progress, open_session,
-                                                          oldest_next):
+        if progress.goal is not None and not goals.still_open(campaigns.goals.get(cid), progress.goal, oldest_next):
+            progress.goal = None
+        if progress.run is None and progress.goal is None and not caps.still_counts(
+                campaigns.get(cid).limits, progress, open_session, oldest_next):
             spent = [cid] if spent is None else [*spent, cid]
     for cid in spent or ():
         del user.progress[cid]
@@ -197,10 +200,18 @@ def _apply(user: UserState | None, deadlines: dict[str, int], event: Event, id_h
     cutoff = user.last_seen - config.dedup_horizon_ms
     while len(seen) > config.dedup_max_ids or next(iter(seen.values())) < cutoff:
         del seen[next(iter(seen))]
+    scope = None
+    goal_types = campaigns.goal_types  # Types.has, inlined; first: the event may not convert a trigger it makes
+    if event.type in goal_types.names or goal_types.any:
+        scope = EventScope(event, user, profile, first_time, campaigns.reads_session_id)
+        conversions = goals.reach(user, scope, campaigns.goals, out.errors)
+        if conversions:
+            out.conversions = conversions
     visits = _visits(user, event.type, False, campaigns)
     if visits:
-        _feed(EventScope(event, user, profile, first_time, campaigns.reads_session_id), visits, False, 0, deadlines,
-              campaigns, config, out)
+        if scope is None:
+            scope = EventScope(event, user, profile, first_time, campaigns.reads_session_id)
+        _feed(scope, visits, False, 0, deadlines, campaigns, config, out)
     return user
 
 
@@ -296,6 +307,8 @@ def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, m
     caps.count_completion(limits, progress, ts, user.sessions)
     if campaign.action is not None:
         out.triggers.append(trigger)
+        if campaign.goal is not None:
+            progress.goal = GoalWait(trigger.trigger_id, ts, trigger.variant, holdout)
         return None
     emit = campaign.emit.event
     return _synthetic_event(user, emit, f"{emit}:{trigger_id(campaign.id, campaign.version, user.key, ids)}", ts,

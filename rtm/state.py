@@ -26,6 +26,15 @@ class Run(msgspec.Struct, array_like=True, gc=False):
     deadline: int | None = None  # set while waiting for the absence
 
 
+class GoalWait(msgspec.Struct, array_like=True, gc=False):
+    """The latest trigger of a campaign with a goal, until the goal is reached or its time runs out."""
+
+    trigger_id: str
+    at: int  # the trigger's event time
+    variant: str | None
+    holdout: bool
+
+
 class Progress(msgspec.Struct, array_like=True, gc=False):
     """One user's standing with one campaign."""
 
@@ -36,6 +45,7 @@ class Progress(msgspec.Struct, array_like=True, gc=False):
     muted: int = 0  # session index in which `audience.exclude` suppressed the campaign
     fired_session: int = 0  # session index of the latest completion (`per: session` caps)...
     fired_in_session: int = 0  # ...and completions in that session
+    goal: GoalWait | None = None  # rtm.goals
 
 
 class UserState(msgspec.Struct, array_like=True, gc=False):

@@ -38,7 +38,7 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules, wall_timer_to_arm
-from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, refuse, routed_out
+from udfs.rows import CONVERSIONS, END, LATE, PROFILE, SESSIONS, TRIGGERS, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
     """Keyed input: input rows of events and profiles; broadcast input: keyed rows of
     campaign records, and the END of a bounded input.
 
-    Output: routed rows keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
+    Output: routed rows keyed by user key for TRIGGERS, SESSIONS, CONVERSIONS and LATE, and dead
     letters (DLQ) of events and profiles that break the contract and of rejected campaign
     updates.
     """
@@ -250,6 +250,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             self._triggers.inc(len(result.triggers))
         for session in result.sessions:
             rows.append(routed_out(SESSIONS, key, _encode_json(session)))
+        for conversion in result.conversions:
+            rows.append(routed_out(CONVERSIONS, key, _encode_json(conversion)))
         return rows
 
     def _store(self, slot: UserSlot, result: Result, timers) -> None:

@@ -271,16 +271,16 @@ JOURNEY_CAMPAIGNS = {
     "idle": {"id": "idle", "version": 1,
              "pattern": {"steps": [{"event": "open", "as": "first"}], "absence": {"for": "4s", "event": "*"}},
              "action": {"channel": "push", "endpoint": "app", "message": "{{ first.params.n }}"}},
-    # Once per session, as an A/B test.
+    # Once per session, as an A/B test, converted by a purchase within a minute.
     "hello": {"id": "hello", "version": 1, "pattern": {"steps": [{"event": "view"}]},
-              "limits": {"max": 1, "per": "session"},
+              "limits": {"max": 1, "per": "session"}, "goal": {"event": "buy", "within": "1m"},
               "action": {"channel": "popup", "endpoint": "web", "message": "base",
                          "variants": [{"name": "x", "weight": 1, "message": "x"},
                                       {"name": "y", "weight": 1, "message": "y"}]}},
 }
 
 
-def test_live_job_postpones_absences_caps_per_session_and_assigns_variants_as_preview_does(
+def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_converts_as_preview_does(
     kafka_bootstrap, new_topic
 ):
     topics = fresh_topics(new_topic)
@@ -298,13 +298,14 @@ def test_live_job_postpones_absences_caps_per_session_and_assigns_variants_as_pr
         send("warm-up", "view")  # the job is up once this fires
         wait_for(lambda: read_json(kafka_bootstrap, topics.triggers, expected=1, timeout_s=1), timeout_s=120,
                  what="the first trigger")
-        send("walker", "open", n=1)
+        send("walker", "open", n="first")
         send("walker", "view")
         send("walker", "view")  # the same session: capped
         time.sleep(2)
         send("walker", "scroll")  # postpones the idle push by 4 s from here
         time.sleep(4)  # a new session: more than the 3 s gap
         send("walker", "view")
+        send("walker", "buy")  # converts the second hello
         time.sleep(6)
         send("closer", "view")  # carries event time past every deadline, for preview
 
@@ -317,7 +318,7 @@ def test_live_job_postpones_absences_caps_per_session_and_assigns_variants_as_pr
     walker = [t for t in triggers if t["user_key"] == "walker"]
     [idle] = [t for t in walker if t["campaign_id"] == "idle"]
     scroll = next(e for e in sent if e["type"] == "scroll")
-    assert idle["event_time"] == scroll["ts"] + 4_000 and idle["message"] == "1"
+    assert idle["event_time"] == scroll["ts"] + 4_000 and idle["message"] == "first"
     hello = [t for t in walker if t["campaign_id"] == "hello"]
     assert len(hello) == 2 and {t["variant"] for t in hello} == {t["message"] for t in hello} <= {"x", "y"}
 
@@ -326,3 +327,6 @@ def test_live_job_postpones_absences_caps_per_session_and_assigns_variants_as_pr
     assert sorted(t["trigger_id"] for t in triggers) == sorted(t["trigger_id"] for t in preview.triggers)
     assert sorted((t["trigger_id"], t["variant"]) for t in triggers) == sorted(
         (t["trigger_id"], t["variant"]) for t in preview.triggers)
+    [conversion] = read_json(kafka_bootstrap, topics.conversions, expected=2, timeout_s=5)
+    assert conversion["trigger_id"] == hello[-1]["trigger_id"] and conversion["variant"] == hello[-1]["variant"]
+    assert [conversion] == preview.conversions

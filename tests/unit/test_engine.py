@@ -236,7 +236,8 @@ def test_a_state_saved_before_session_caps_existed_restores_and_counts_from_ther
     old = msgspec.msgpack.encode([session[1], session[1], "u1", None, 1, session, {},
                                   {"sale_popup": [sale.fingerprint, None, 3, [], 0]}])
     state = decode_state(old)
-    assert (state.progress["sale_popup"].fired, state.progress["sale_popup"].fired_in_session) == (3, 0)
+    progress = state.progress["sale_popup"]
+    assert (progress.fired, progress.fired_in_session, progress.goal) == (3, 0, None)
     user = User(shipped)
     user.state = old
     user.send(event("s1", "page_view", MIN, params={"section": "sale"}),

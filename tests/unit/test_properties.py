@@ -163,6 +163,23 @@ def _session_at(records, t, campaign) -> int:
                                                                                (r["start"] == t and not absence)))
 
 
+@FAST
+@given(histories())
+def test_a_conversion_follows_its_own_trigger_within_the_goal_once(history):
+    events, profile = history
+    user = run(events, profile, end=10 * 24 * HOUR)
+    fired = {t["trigger_id"]: t for t in user.triggers}
+    converted = [c["trigger_id"] for c in user.conversions]
+    assert len(converted) == len(set(converted))
+    for conversion in user.conversions:
+        trigger = fired[conversion["trigger_id"]]
+        goal = CAMPAIGNS.get(trigger["campaign_id"]).goal
+        assert {k: conversion[k] for k in ("campaign_id", "variant", "holdout")} == {
+            k: trigger[k] for k in ("campaign_id", "variant", "holdout")}
+        assert conversion["trigger_time"] == trigger["event_time"]
+        assert 0 < conversion["latency_ms"] <= goal.within and goal.filter.types.has(conversion["event_type"], False)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(max_size=150))
 def test_state_size_is_bounded_by_the_definitions_not_the_events(history):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rtm.campaigns import CampaignError, load_definition, load_file
+from rtm.campaigns import CampaignError, CampaignSet, load_definition, load_file
 from rtm.settings import CAMPAIGNS_DIR
 from rtm.triggers import in_holdout
 from rtm.variants import assign
@@ -483,3 +483,70 @@ def test_invalid_variants_are_refused_with_their_field(variants, problem):
     with pytest.raises(CampaignError) as err:
         load_definition(definition)
     assert problem in str(err.value)
+
+
+# -- goals: a conversion after a trigger (holdout too) ----------------------------------
+
+def checkout_then(key, *later):
+    user = User(campaign_set_shipped_reminder())
+    user.send(event("k1", "checkout", 0, user_id=key, params={"cart_items": 2}), *later)
+    return user
+
+
+def campaign_set_shipped_reminder():
+    return CampaignSet([shipped_campaign("checkout_reminder_ab")])
+
+
+def buy(event_id, at, key, amount=30):
+    return event(event_id, "purchase", at, user_id=key, params={"amount": amount})
+
+
+@pytest.mark.parametrize("group", ["urgency", "holdout"])
+def test_a_purchase_within_a_day_of_the_reminder_records_one_conversion(group):
+    key = reminder_user(group)
+    user = checkout_then(key)
+    user.settle(30 * MIN)
+    [trigger] = user.triggers
+    user.send(buy("b1", 5 * HOUR, key), buy("b2", 6 * HOUR, key))
+    [conversion] = user.conversions
+    assert conversion == {
+        "trigger_id": trigger["trigger_id"], "campaign_id": "checkout_reminder_ab", "variant": trigger["variant"],
+        "holdout": group == "holdout", "user_key": key, "user_id": key, "anonymous_id": None, "event_id": "b1",
+        "event_type": "purchase", "event_time": trigger["event_time"] + 4 * HOUR + 30 * MIN,
+        "trigger_time": trigger["event_time"], "latency_ms": 4 * HOUR + 30 * MIN}
+
+
+def test_a_purchase_after_the_goal_window_converts_nothing():
+    key = reminder_user("plain")
+    user = checkout_then(key)
+    user.settle(30 * MIN)
+    user.send(buy("b1", 30 * MIN + 24 * HOUR + 1, key))
+    assert len(user.triggers) == 1 and user.conversions == []
+    user.send(buy("b2", 30 * MIN + 24 * HOUR + 2, key))
+    assert user.conversions == []
+
+
+GOAL_ON_ITS_OWN_EVENT = """
+id: big_spender
+version: 1
+pattern: {steps: [{event: purchase}]}
+action: {channel: email, endpoint: e}
+goal: {event: purchase, within: 1h, where: event.params.amount > 50}
+"""
+
+
+def test_the_triggering_event_does_not_convert_and_the_goal_condition_must_hold():
+    user = User(campaign_set(GOAL_ON_ITS_OWN_EVENT))
+    user.send(buy("b1", 0, "u1", 100))
+    assert len(user.triggers) == 1 and user.conversions == []  # its own event
+    user.send(buy("b2", MIN, "u1", 20))  # a second trigger, and too small to convert the first
+    assert len(user.triggers) == 2 and user.conversions == []
+    user.send(buy("b3", 2 * MIN, "u1", 60))
+    assert [(c["trigger_id"], c["event_id"]) for c in user.conversions] == [(user.triggers[1]["trigger_id"], "b3")]
+
+
+def test_a_goal_on_an_emit_campaign_is_refused():
+    definition = {"id": "sig", "version": 1, "pattern": {"steps": [{"event": "a"}]}, "emit": {"event": "b"},
+                  "goal": {"event": "c", "within": "1h"}}
+    with pytest.raises(CampaignError, match="goal: a goal follows triggers"):
+        load_definition(definition)
