@@ -16,47 +16,4 @@
 
 {% include 'trigger_outcomes.sql.j2' %}
 
--- A trigger followed by two purchases converted once: count ids.
-CREATE TEMPORARY VIEW variant_counts AS
-SELECT
-  window_start,
-  window_end,
-  campaign_id,
-  `variant`,
-  COUNT(DISTINCT trigger_id) AS treated,
-  COUNT(DISTINCT trigger_id) FILTER (WHERE conversion_id IS NOT NULL) AS treated_converted
-FROM TABLE(TUMBLE(TABLE trigger_outcomes, DESCRIPTOR(trigger_time), {{ funnel_window | interval }}))
-WHERE NOT holdout
-GROUP BY window_start, window_end, campaign_id, `variant`;
-
-CREATE TEMPORARY VIEW holdout_counts AS
-SELECT
-  window_start,
-  window_end,
-  campaign_id,
-  COUNT(DISTINCT trigger_id) AS holdout,
-  COUNT(DISTINCT trigger_id) FILTER (WHERE conversion_id IS NOT NULL) AS holdout_converted
-FROM TABLE(TUMBLE(TABLE trigger_outcomes, DESCRIPTOR(trigger_time), {{ funnel_window | interval }}))
-WHERE holdout
-GROUP BY window_start, window_end, campaign_id;
-
--- A window join (same window, same campaign): each row once, final. Rates are NULL for a
--- group without triggers (no holdout configured, say).
-SELECT
-  v.window_start,
-  v.window_end,
-  v.campaign_id,
-  v.`variant`,
-  v.treated,
-  v.treated_converted,
-  CAST(v.treated_converted AS DOUBLE) / NULLIF(v.treated, 0) AS treated_rate,
-  COALESCE(h.holdout, 0) AS holdout,
-  COALESCE(h.holdout_converted, 0) AS holdout_converted,
-  CAST(h.holdout_converted AS DOUBLE) / NULLIF(h.holdout, 0) AS holdout_rate,
-  CAST(v.treated_converted AS DOUBLE) / NULLIF(v.treated, 0)
-    - CAST(h.holdout_converted AS DOUBLE) / NULLIF(h.holdout, 0) AS uplift
-FROM variant_counts AS v
-LEFT JOIN holdout_counts AS h
-  ON v.window_start = h.window_start
-  AND v.window_end = h.window_end
-  AND v.campaign_id = h.campaign_id;
+{% include 'uplift_by_variant.sql.j2' %}

@@ -156,6 +156,40 @@ def test_variant_uplift_gives_each_variants_conversion_against_the_campaigns_hol
     ]
 
 
+def _conversion(trigger, event_id, time):
+    """A conversion as the campaign job writes it (docs/CONTRACTS.md, "Conversion")."""
+    return {"trigger_id": trigger["trigger_id"], "campaign_id": trigger["campaign_id"], "variant": trigger["variant"],
+            "holdout": trigger["holdout"], "user_key": trigger["user_key"], "user_id": trigger["user_id"],
+            "anonymous_id": None, "event_id": event_id, "event_type": "purchase", "event_time": _ms(time),
+            "trigger_time": trigger["event_time"], "latency_ms": _ms(time) - trigger["event_time"]}
+
+
+def test_goal_uplift_counts_the_conversions_the_campaigns_goals_recorded(kafka_bootstrap, new_topic):
+    triggers, conversions = new_topic("triggers"), new_topic("conversions")
+    sent = {label: _trigger(label, "ab", "push", label, _at("10:00"), holdout=label.startswith("h"),
+                            variant={"a": "plain", "b": "urgency"}.get(label[0]))
+            for label in ("a1", "a2", "b1", "b2", "h1", "h2")}
+    produce(kafka_bootstrap, triggers, _json(sent.values()))
+    produce(kafka_bootstrap, conversions, _json([
+        _conversion(sent["a1"], "e1", _at("11:00")),
+        _conversion(sent["b1"], "e2", _at("12:00")),
+        _conversion(sent["b2"], "e3", _at("10:30")),
+        _conversion(sent["h1"], "e4", _at("10:10")),
+        _conversion(sent["a2"], "e5", _at("09:00")),  # before its trigger: not this trigger's
+    ]))
+
+    rows = _run("goal_uplift.sql", kafka_bootstrap, triggers_topic=triggers, conversions_topic=conversions)
+
+    day = {"window_start": DAY, "window_end": DAY + timedelta(days=1)}
+    holdout = {"holdout": 2, "holdout_converted": 1, "holdout_rate": 0.5}
+    assert sorted(rows, key=lambda r: r["variant"]) == [
+        {**day, "campaign_id": "ab", "variant": "plain", "treated": 2, "treated_converted": 1, "treated_rate": 0.5,
+         **holdout, "uplift": 0.0},
+        {**day, "campaign_id": "ab", "variant": "urgency", "treated": 2, "treated_converted": 2, "treated_rate": 1.0,
+         **holdout, "uplift": 0.5},
+    ]
+
+
 def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_bootstrap, new_topic):
     triggers, events = new_topic("triggers"), new_topic("events")
     produce(kafka_bootstrap, triggers, _json([_trigger("t1", "c1", "popup", "u1", _at("10:00")),
