@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from rtm.expressions import ExpressionError, Expression, Payload, Scope, Templat
 from rtm.goals import Goal
 from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
                           compile_pattern, duration_field)
+from rtm.send_windows import SendWindow
 from rtm.variants import Variant
 
 SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
@@ -117,6 +119,8 @@ class Campaign:
     action: Action | None
     emit: Emit | None
     goal: Goal | None  # a conversion to watch for after each trigger
+    send_window: SendWindow | None  # when its triggers may leave (else they are held)
+    exit: tuple[EventFilter, ...]  # events that cancel a held trigger
     bind_paths: Mapping[str, frozenset[tuple[str, ...]]]  # bound-event fields the campaign reads
     wakes: tuple[Types, ...]  # per pattern state (and waiting): event types the campaign consumes
     reads_session_id: bool  # some condition or template reads session.id (or the whole session)
@@ -295,6 +299,7 @@ class CampaignSet:
         for goal in self.goals.values():
             goal_types = goal_types | goal.filter.types
         self.goal_types = goal_types  # the event types that may reach a goal
+        self.exits = {c.id: c.exit for c in self if c.exit}  # what cancels a held trigger
         self._any = tuple(any_type)
         self.reads_session_id = any(c.reads_session_id for c in self)
         self._real = {t: tuple(sorted({*cs, *any_type}, key=lambda c: c.id)) for t, cs in named.items()}
@@ -347,20 +352,42 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         spec = d["goal"]
         goal = Goal(compile_filter({"event": spec["event"], "where": spec.get("where")}, (), "goal"),
                     parse_duration(spec["within"], "goal.within"))
+    send_window, exits = _send_window(d, action, bindings)
+    if send_window is not None:
+        rendered.append(send_window.timezone)
     conditions = [t.filter.where for ts in pattern.transitions for t in ts]
     conditions += [f.where for f in pattern.unless] + [pattern.absence.filter.where if pattern.absence else None]
     paths = merge_paths([*(c.paths for c in conditions if c is not None), *(r.paths for r in rendered)])
     conditions += [audience.where, *(f.where for f in audience.exclude)]  # they read no bindings
-    conditions += [goal.filter.where if goal else None]
+    conditions += [goal.filter.where if goal else None, *(f.where for f in exits)]
     exclude = NO_TYPES
     for f in audience.exclude:
         exclude = exclude | f.types
     return Campaign(
         id=d["id"], version=d["version"], fingerprint=_fingerprint(d), definition=d, pattern=pattern,
-        audience=audience, limits=limits, action=action, emit=emit, goal=goal,
+        audience=audience, limits=limits, action=action, emit=emit, goal=goal, send_window=send_window, exit=exits,
         bind_paths={name: frozenset(p) for name, p in paths.items()},
         wakes=tuple(types | exclude for types in pattern.consumes),
         reads_session_id=any(x.reads_session_id for x in [*conditions, *rendered] if x is not None))
+
+
+def _send_window(d: Mapping[str, Any], action: Action | None,
+                 bindings: tuple[str, ...]) -> tuple[SendWindow | None, tuple[EventFilter, ...]]:
+    """`send_window` and `exit` (which cancels what the window holds)."""
+    if "send_window" not in d:
+        if "exit" in d:
+            raise FieldError("exit", "exit cancels triggers held for the send window; add a send_window, "
+                                     "or use pattern.unless to cancel a match")
+        return None, ()
+    if action is None:
+        raise FieldError("send_window", "an emit campaign sends nothing; put the send window on the campaign that "
+                                        "delivers")
+    spec = d["send_window"]
+    window = SendWindow(
+        time.fromisoformat(spec["from"]), time.fromisoformat(spec["to"]),
+        _template(spec.get("timezone", "UTC"), bindings, "send_window.timezone"),
+        parse_duration(spec.get("within", "1d"), "send_window.within"))
+    return window, tuple(compile_filter(f, (), f"exit[{i}]") for i, f in enumerate(d.get("exit", ())))
 
 
 def _variants(specs: Iterable[Mapping[str, Any]], message: Template, data: Payload,

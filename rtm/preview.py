@@ -27,6 +27,7 @@ class PreviewResult:
     sessions: list[SessionRecord] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # triggers outside a send window that could not be held
     events: int = 0
     duplicates: int = 0
     late: int = 0  # too far behind the user's latest event (EngineConfig.allowed_lateness_ms)
@@ -125,6 +126,8 @@ def _collect(out: PreviewResult, states: dict[str, bytes], key: str, result: Res
         out.conversions += result.conversions
     if result.errors:
         out.errors += result.errors
+    if result.dropped:
+        out.dropped += result.dropped
     if result.duplicate:
         out.duplicates += 1
     if result.late:

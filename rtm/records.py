@@ -36,6 +36,7 @@ class Trigger(msgspec.Struct, kw_only=True, gc=False):
     emitted_at: int | None = None  # wall time at emission, set by the job as it leaves; null in a backtest
     holdout: bool
     variant: str | None = None  # the A/B variant (rtm.variants); null without variants and in the holdout
+    scheduled_for: int | None = None  # held for the send window: the event time it left (rtm.send_windows)
 
 
 class Conversion(msgspec.Struct, kw_only=True, gc=False):

@@ -106,6 +106,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._after_until = metrics.counter("events_after_until")
         self._rejected = metrics.counter("rejected_campaigns")
         self._condition_errors = metrics.counter("condition_errors")
+        self._dropped_triggers = metrics.counter("dropped_triggers")  # outside a send window, not holdable
         self._engine_errors = metrics.counter("engine_errors")
         self._campaigns: CampaignSet | None = None
         # Where event time stops: --until, or the largest event time of a bounded input
@@ -241,6 +242,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         for error in result.errors:
             self._condition_errors.inc()
             log.warning("user %s: %s", key, error)
+        if result.dropped:
+            self._dropped_triggers.inc(len(result.dropped))
         rows = []
         if result.triggers:
             emitted_at = _wall_ms()

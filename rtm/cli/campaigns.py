@@ -73,7 +73,8 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     notes += f", {result.after_until} after --until (skipped)" if result.after_until else ""
     warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{notes}: "
          f"{len(result.triggers)} triggers, {sum(t.holdout for t in result.triggers)} of them holdout"
-         + (f", {len(result.conversions)} conversions" if result.conversions else ""))
+         + (f", {len(result.conversions)} conversions" if result.conversions else "")
+         + (f", {len(result.dropped)} dropped outside their send window" if result.dropped else ""))
 
 
 topic_option = click.option("--topic", default=settings.CAMPAIGNS_TOPIC, show_default=True)

@@ -10,7 +10,7 @@ from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, settle
 from rtm.events import Event, parse_event
 from rtm.records import Conversion, SessionRecord, Trigger
 
-T0 = 1_795_600_000_000  # 2026-11-25T07:06:40Z
+T0 = 1_795_600_000_000  # 2026-11-25T09:46:40Z
 SEC, MIN, HOUR = 1000, 60_000, 3_600_000
 
 

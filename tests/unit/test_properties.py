@@ -9,6 +9,7 @@ from rtm.campaigns import CampaignSet, load_definition, load_paths
 from rtm.engine import EngineConfig, decode_state
 from rtm.expressions import Scope
 from rtm.events import event_dict
+from rtm.send_windows import opens_at, zone
 from rtm.settings import CAMPAIGNS_DIR
 from rtm.triggers import in_holdout
 from rtm.variants import assign
@@ -36,6 +37,13 @@ version: 1
 pattern: {steps: [{event: add_to_cart}], absence: {for: 10m, event: "*"}}
 action: {channel: popup, endpoint: p}
 limits: {max: 1, per: session}
+""", """
+id: office_hours_in_tokyo
+version: 1
+pattern: {steps: [{event: add_to_cart}]}
+action: {channel: email, endpoint: e}
+send_window: {from: "09:00", to: "18:00", timezone: Asia/Tokyo, within: 1d}
+exit: [purchase]
 """)
 CAMPAIGNS = CampaignSet([*load_paths([CAMPAIGNS_DIR])[0], *EXTRA])
 PROFILES = st.sampled_from([None, {"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["r"]}},
@@ -178,6 +186,23 @@ def test_a_conversion_follows_its_own_trigger_within_the_goal_once(history):
             k: trigger[k] for k in ("campaign_id", "variant", "holdout")}
         assert conversion["trigger_time"] == trigger["event_time"]
         assert 0 < conversion["latency_ms"] <= goal.within and goal.filter.types.has(conversion["event_type"], False)
+
+
+@FAST
+@given(histories())
+def test_held_triggers_leave_only_inside_their_send_window_and_within_its_wait(history):
+    events, profile = history
+    user = run(events, profile, end=10 * 24 * HOUR)
+    for trigger in user.triggers:
+        window = CAMPAIGNS.get(trigger["campaign_id"]).send_window
+        scheduled = trigger["scheduled_for"]
+        if window is None:
+            assert scheduled is None
+            continue
+        tz = zone(str(window.timezone.render(Scope({"profile": profile or {}}))))
+        assert opens_at(window, scheduled or trigger["event_time"], tz) is None
+        if scheduled is not None:
+            assert trigger["event_time"] < scheduled <= trigger["event_time"] + window.within
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

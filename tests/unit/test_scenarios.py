@@ -3,6 +3,7 @@
 import pytest
 
 from rtm.campaigns import CampaignError, CampaignSet, load_definition, load_file
+from rtm.engine import apply_event, decode_state
 from rtm.settings import CAMPAIGNS_DIR
 from rtm.triggers import in_holdout
 from rtm.variants import assign
@@ -550,3 +551,84 @@ def test_a_goal_on_an_emit_campaign_is_refused():
                   "goal": {"event": "c", "within": "1h"}}
     with pytest.raises(CampaignError, match="goal: a goal follows triggers"):
         load_definition(definition)
+
+
+# -- send windows: cart_abandoned_email goes out 08:00-21:00 in the user's time zone ---------
+
+TOKYO = {"user_id": "u1", "segments": [], "attributes": {"timezone": "Asia/Tokyo"}}
+# T0 is 18:46:40 in Tokyo (UTC+9): an email due at T0 + 4 h (22:46) waits for 08:00 the next day.
+OPENS = 13 * HOUR + 13 * MIN + 20 * SEC
+
+
+def test_an_email_due_at_night_is_held_until_the_window_opens_with_its_event_time_unchanged(shipped):
+    user = User(shipped, TOKYO)
+    user.send(add("c1", 0))
+    user.settle(4 * HOUR)
+    assert user.fired("cart_abandoned_email") == [] and user.next_deadline == event("x", "x", OPENS).ts
+    user.settle(OPENS - 1)
+    assert user.fired("cart_abandoned_email") == []
+    user.settle(OPENS)
+    [trigger] = user.fired("cart_abandoned_email")
+    assert trigger["event_time"] == event("x", "x", 4 * HOUR).ts
+    assert trigger["scheduled_for"] == event("x", "x", OPENS).ts
+
+
+def test_an_email_due_inside_the_window_leaves_at_once_unscheduled(shipped):
+    user = User(shipped)  # no profile: UTC, where T0 + 4 h is 13:46
+    user.send(add("c1", 0))
+    user.settle(4 * HOUR)
+    [trigger] = user.fired("cart_abandoned_email")
+    assert trigger["scheduled_for"] is None
+
+
+def test_a_purchase_while_the_email_is_held_cancels_it_a_page_view_does_not(shipped):
+    bought, browsed = User(shipped, TOKYO), User(shipped, TOKYO)
+    for user, kind in ((bought, "purchase"), (browsed, "page_view")):
+        user.send(add("c1", 0), event("x1", kind, 5 * HOUR))
+        user.settle(OPENS + HOUR)
+    assert bought.fired("cart_abandoned_email") == []
+    assert len(browsed.fired("cart_abandoned_email")) == 1
+
+
+WINDOWED = """
+id: windowed
+version: 1
+pattern: {steps: [{event: ping}]}
+action: {channel: CHANNEL, endpoint: e}
+send_window: {from: "09:00", to: "17:00", timezone: "{{ profile.attributes.timezone }}", within: WITHIN}
+"""
+
+
+@pytest.mark.parametrize("channel, within, reason", [
+    ("popup", "1d", "popup triggers are never held"),
+    ("email", "1h", "opens after send_window.within"),
+])
+def test_a_trigger_that_cannot_be_held_is_dropped_with_its_reason(channel, within, reason):
+    campaigns = campaign_set(WINDOWED.replace("CHANNEL", channel).replace("WITHIN", within))
+    user = User(campaigns, {"user_id": "u1", "segments": [], "attributes": {"timezone": "UTC"}})
+    result = apply_event(None, event("p1", "ping", 8 * HOUR), campaigns, user.profile)  # 17:46 UTC: after 17:00
+    assert result.triggers == [] and reason in result.dropped[0]
+    assert decode_state(result.state).held == []
+
+
+def test_an_unknown_time_zone_is_reported_and_utc_used():
+    campaigns = campaign_set(WINDOWED.replace("CHANNEL", "email").replace("WITHIN", "1d"))
+    result = apply_event(None, event("p1", "ping", 8 * HOUR), campaigns,
+                         {"segments": [], "attributes": {"timezone": "Mars"}})
+    assert "'Mars' is not a time zone" in result.errors[0]
+    [held] = decode_state(result.state).held
+    assert held.release == event("x", "x", 23 * HOUR + 13 * MIN + 20 * SEC).ts  # 09:00 UTC the next day
+
+
+@pytest.mark.parametrize("definition, problem", [
+    ({"exit": ["purchase"]}, "exit: exit cancels triggers held for the send window"),
+    ({"send_window": {"from": "8:00", "to": "21:00"}}, "send_window.from: '8:00' is not valid"),
+    ({"send_window": {"from": "08:00", "to": "21:00"}, "emit": {"event": "x"}, "action": None},
+     "send_window: an emit campaign sends nothing"),
+])
+def test_invalid_send_windows_are_refused_with_their_field(definition, problem):
+    base = {"id": "w", "version": 1, "pattern": {"steps": [{"event": "a"}]},
+            "action": {"channel": "email", "endpoint": "e"}, **definition}
+    with pytest.raises(CampaignError) as err:
+        load_definition({k: v for k, v in base.items() if v is not None})
+    assert problem in str(err.value)
