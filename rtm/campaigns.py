@@ -351,7 +351,7 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
                                      "campaign that delivers)")
         spec = d["goal"]
         goal = Goal(compile_filter({"event": spec["event"], "where": spec.get("where")}, (), "goal"),
-                    parse_duration(spec["within"], "goal.within"))
+                    duration_field(spec["within"], "goal.within"))
     send_window, exits = _send_window(d, action, bindings)
     if send_window is not None:
         rendered.append(send_window.timezone)
@@ -386,7 +386,7 @@ def _send_window(d: Mapping[str, Any], action: Action | None,
     window = SendWindow(
         time.fromisoformat(spec["from"]), time.fromisoformat(spec["to"]),
         _template(spec.get("timezone", "UTC"), bindings, "send_window.timezone"),
-        parse_duration(spec.get("within", "1d"), "send_window.within"))
+        duration_field(spec.get("within", "1d"), "send_window.within"))
     return window, tuple(compile_filter(f, (), f"exit[{i}]") for i, f in enumerate(d.get("exit", ())))
 
 

@@ -3,6 +3,8 @@
 import base64
 import json
 import time
+
+import msgspec
 from click.testing import CliRunner
 
 import scenarios
@@ -324,9 +326,8 @@ def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_conve
 
     campaigns = CampaignSet.from_definitions(JOURNEY_CAMPAIGNS)
     preview = run_preview(campaigns, (parse_event(json.dumps(e).encode()) for e in sent), {}, config=rules.engine)
-    assert sorted(t["trigger_id"] for t in triggers) == sorted(t["trigger_id"] for t in preview.triggers)
     assert sorted((t["trigger_id"], t["variant"]) for t in triggers) == sorted(
-        (t["trigger_id"], t["variant"]) for t in preview.triggers)
+        (t.trigger_id, t.variant) for t in preview.triggers)
     [conversion] = read_json(kafka_bootstrap, topics.conversions, expected=2, timeout_s=5)
     assert conversion["trigger_id"] == hello[-1]["trigger_id"] and conversion["variant"] == hello[-1]["variant"]
-    assert [conversion] == preview.conversions
+    assert [conversion] == msgspec.to_builtins(preview.conversions)

@@ -86,8 +86,8 @@ def test_cart_idle_push_fires_exactly_the_reference_cart_abandonments():
 
     result = run_preview(campaigns, (parse_event(msgspec.json.encode(e)) for e in events), {})
 
-    assert sorted((t["user_key"], t["event_time"]) for t in result.triggers) == expected
+    assert sorted((t.user_key, t.event_time) for t in result.triggers) == expected
     assert len(expected) > 200 and result.errors == []
     added_at = {e["event_id"]: e["ts"] for e in events}
-    postponed = [t for t in result.triggers if added_at[t["matched_event_ids"][0]] + IDLE < t["event_time"]]
+    postponed = [t for t in result.triggers if added_at[t.matched_event_ids[0]] + IDLE < t.event_time]
     assert len(postponed) > 50, "the traffic must hold carts that later activity kept open"

@@ -2,6 +2,8 @@
 
 import json
 
+import msgspec
+
 from click.testing import CliRunner
 
 import scenarios
@@ -114,4 +116,4 @@ def test_a_message_past_the_size_limit_is_a_counted_condition_error_and_no_trigg
 def test_preview_of_the_reference_scenarios_gives_exactly_their_triggers(shipped):
     profiles = {p["user_id"]: p for p in scenarios.PROFILES}
     result = run_preview(shipped, (parse_event(json.dumps(e).encode()) for e in scenarios.events()), profiles)
-    assert scenarios.summary(result.triggers) == sorted(scenarios.EXPECTED)
+    assert scenarios.summary(msgspec.to_builtins(result.triggers)) == sorted(scenarios.EXPECTED)

@@ -167,8 +167,8 @@ def _session_at(records, t, campaign) -> int:
     """The session index a trigger at `t` counts in: the latest session begun by then (a deadline
     due at an event's time is settled before that event opens a session)."""
     absence = campaign.pattern.absence is not None
-    return max(r["index"] for r in records if r["kind"] == "session_start" and (r["start"] < t or
-                                                                               (r["start"] == t and not absence)))
+    return max(r.index for r in records if r.kind == "session_start" and (r.start < t or
+                                                                         (r.start == t and not absence)))
 
 
 @FAST
@@ -176,16 +176,16 @@ def _session_at(records, t, campaign) -> int:
 def test_a_conversion_follows_its_own_trigger_within_the_goal_once(history):
     events, profile = history
     user = run(events, profile, end=10 * 24 * HOUR)
-    fired = {t["trigger_id"]: t for t in user.triggers}
-    converted = [c["trigger_id"] for c in user.conversions]
+    fired = {t.trigger_id: t for t in user.triggers}
+    converted = [c.trigger_id for c in user.conversions]
     assert len(converted) == len(set(converted))
     for conversion in user.conversions:
-        trigger = fired[conversion["trigger_id"]]
-        goal = CAMPAIGNS.get(trigger["campaign_id"]).goal
-        assert {k: conversion[k] for k in ("campaign_id", "variant", "holdout")} == {
-            k: trigger[k] for k in ("campaign_id", "variant", "holdout")}
-        assert conversion["trigger_time"] == trigger["event_time"]
-        assert 0 < conversion["latency_ms"] <= goal.within and goal.filter.types.has(conversion["event_type"], False)
+        trigger = fired[conversion.trigger_id]
+        goal = CAMPAIGNS.get(trigger.campaign_id).goal
+        assert (conversion.campaign_id, conversion.variant, conversion.holdout) == (
+            trigger.campaign_id, trigger.variant, trigger.holdout)
+        assert conversion.trigger_time == trigger.event_time
+        assert 0 < conversion.latency_ms <= goal.within and goal.filter.types.has(conversion.event_type, False)
 
 
 @FAST
@@ -194,15 +194,15 @@ def test_held_triggers_leave_only_inside_their_send_window_and_within_its_wait(h
     events, profile = history
     user = run(events, profile, end=10 * 24 * HOUR)
     for trigger in user.triggers:
-        window = CAMPAIGNS.get(trigger["campaign_id"]).send_window
-        scheduled = trigger["scheduled_for"]
+        window = CAMPAIGNS.get(trigger.campaign_id).send_window
+        scheduled = trigger.scheduled_for
         if window is None:
             assert scheduled is None
             continue
         tz = zone(str(window.timezone.render(Scope({"profile": profile or {}}))))
-        assert opens_at(window, scheduled or trigger["event_time"], tz) is None
+        assert opens_at(window, scheduled or trigger.event_time, tz) is None
         if scheduled is not None:
-            assert trigger["event_time"] < scheduled <= trigger["event_time"] + window.within
+            assert trigger.event_time < scheduled <= trigger.event_time + window.within
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

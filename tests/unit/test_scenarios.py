@@ -1,5 +1,6 @@
 """Each reference scenario (docs/CONTRACTS.md, "Campaign"): events that fire it, and near-misses that must not."""
 
+import msgspec
 import pytest
 
 from rtm.campaigns import CampaignError, CampaignSet, load_definition, load_file
@@ -328,9 +329,9 @@ def test_cart_idle_push_fires_4h_after_the_last_activity_naming_the_cart_kept_th
     assert user.fired("cart_idle_push") == []
     user.settle(7 * HOUR)
     [trigger] = user.fired("cart_idle_push")
-    assert trigger["event_time"] == event("x", "x", 7 * HOUR).ts
-    assert trigger["message"] == "Still thinking about item s1?" and trigger["data"] == {"sku": "s1"}
-    assert trigger["matched_event_ids"][0] == "c1"
+    assert trigger.event_time == event("x", "x", 7 * HOUR).ts
+    assert trigger.message == "Still thinking about item s1?" and trigger.data == {"sku": "s1"}
+    assert trigger.matched_event_ids[0] == "c1"
 
 
 def test_cart_idle_push_a_later_add_to_cart_restarts_the_match_and_names_the_new_item(shipped):
@@ -338,8 +339,8 @@ def test_cart_idle_push_a_later_add_to_cart_restarts_the_match_and_names_the_new
     user.send(add("c1", 0, "s1"), pv("p1", HOUR), add("c2", 2 * HOUR, "s2"))
     user.settle(7 * HOUR)
     [trigger] = user.fired("cart_idle_push")
-    assert trigger["data"] == {"sku": "s2"} and trigger["matched_event_ids"][0] == "c2"
-    assert trigger["event_time"] == event("x", "x", 6 * HOUR).ts
+    assert trigger.data == {"sku": "s2"} and trigger.matched_event_ids[0] == "c2"
+    assert trigger.event_time == event("x", "x", 6 * HOUR).ts
 
 
 def test_cart_idle_push_near_misses_activity_every_few_hours_or_a_purchase(shipped):
@@ -375,7 +376,7 @@ def test_an_absence_event_of_the_start_type_that_fails_its_condition_postpones()
     assert user.triggers == []
     user.settle(110 * MIN)
     [trigger] = user.triggers
-    assert trigger["message"] == "pro" and trigger["event_time"] == event("x", "x", 110 * MIN).ts
+    assert trigger.message == "pro" and trigger.event_time == event("x", "x", 110 * MIN).ts
 
 
 def test_postponing_past_the_window_drops_the_match():
@@ -395,9 +396,9 @@ def sale(event_id, at):
 def test_sale_popup_shows_once_per_session_and_again_in_the_next_session(shipped):
     user = User(shipped)
     user.send(sale("s1", 0), sale("s2", 20 * MIN), sale("s3", 45 * MIN))  # 45 min: still the same session
-    assert [t["matched_event_ids"] for t in user.fired("sale_popup")] == [["s1"]]
+    assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"]]
     user.send(sale("s4", 80 * MIN), sale("s5", 81 * MIN))  # 35 min after s3: a new session
-    assert [t["matched_event_ids"] for t in user.fired("sale_popup")] == [["s1"], ["s4"]]
+    assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"], ["s4"]]
 
 
 PER_SESSION_DEADLINE = """
@@ -415,10 +416,10 @@ def test_a_session_cap_counts_completions_at_deadlines_in_the_open_session():
     user = User(campaign_set(PER_SESSION_DEADLINE))
     user.send(*(event(f"a{m}", "add_to_cart", m * MIN) for m in (0, 12, 24)))  # one session (gaps < 30 min)
     user.settle(HOUR)
-    assert [t["matched_event_ids"][0] for t in user.triggers] == ["a0", "a12"]  # a24's, at 34 min, is the third
+    assert [t.matched_event_ids[0] for t in user.triggers] == ["a0", "a12"]  # a24's, at 34 min, is the third
     user.send(event("a120", "add_to_cart", 2 * HOUR))  # a new session
     user.settle(3 * HOUR)
-    assert [t["matched_event_ids"][0] for t in user.triggers] == ["a0", "a12", "a120"]
+    assert [t.matched_event_ids[0] for t in user.triggers] == ["a0", "a12", "a120"]
 
 
 # -- checkout left unfinished: an A/B test of two messages, holdout first ----------------
@@ -448,9 +449,9 @@ def test_checkout_reminder_sends_the_users_variant_and_names_it(shipped, group, 
     user.send(event("k1", "checkout", 0, user_id=key, params={"cart_items": 2}))
     user.settle(30 * MIN)
     [trigger] = user.fired("checkout_reminder_ab")
-    assert (trigger["message"], trigger["data"]) == (message, data)
-    assert trigger["variant"] == (None if group == "holdout" else group)
-    assert trigger["holdout"] is (group == "holdout")
+    assert (trigger.message, trigger.data) == (message, data)
+    assert trigger.variant == (None if group == "holdout" else group)
+    assert trigger.holdout is (group == "holdout")
 
 
 def test_checkout_reminder_near_miss_a_purchase_within_30_minutes(shipped):
@@ -510,11 +511,11 @@ def test_a_purchase_within_a_day_of_the_reminder_records_one_conversion(group):
     [trigger] = user.triggers
     user.send(buy("b1", 5 * HOUR, key), buy("b2", 6 * HOUR, key))
     [conversion] = user.conversions
-    assert conversion == {
-        "trigger_id": trigger["trigger_id"], "campaign_id": "checkout_reminder_ab", "variant": trigger["variant"],
+    assert msgspec.to_builtins(conversion) == {
+        "trigger_id": trigger.trigger_id, "campaign_id": "checkout_reminder_ab", "variant": trigger.variant,
         "holdout": group == "holdout", "user_key": key, "user_id": key, "anonymous_id": None, "event_id": "b1",
-        "event_type": "purchase", "event_time": trigger["event_time"] + 4 * HOUR + 30 * MIN,
-        "trigger_time": trigger["event_time"], "latency_ms": 4 * HOUR + 30 * MIN}
+        "event_type": "purchase", "event_time": trigger.event_time + 4 * HOUR + 30 * MIN,
+        "trigger_time": trigger.event_time, "latency_ms": 4 * HOUR + 30 * MIN}
 
 
 def test_a_purchase_after_the_goal_window_converts_nothing():
@@ -543,7 +544,7 @@ def test_the_triggering_event_does_not_convert_and_the_goal_condition_must_hold(
     user.send(buy("b2", MIN, "u1", 20))  # a second trigger, and too small to convert the first
     assert len(user.triggers) == 2 and user.conversions == []
     user.send(buy("b3", 2 * MIN, "u1", 60))
-    assert [(c["trigger_id"], c["event_id"]) for c in user.conversions] == [(user.triggers[1]["trigger_id"], "b3")]
+    assert [(c.trigger_id, c.event_id) for c in user.conversions] == [(user.triggers[1].trigger_id, "b3")]
 
 
 def test_a_goal_on_an_emit_campaign_is_refused():
@@ -569,8 +570,8 @@ def test_an_email_due_at_night_is_held_until_the_window_opens_with_its_event_tim
     assert user.fired("cart_abandoned_email") == []
     user.settle(OPENS)
     [trigger] = user.fired("cart_abandoned_email")
-    assert trigger["event_time"] == event("x", "x", 4 * HOUR).ts
-    assert trigger["scheduled_for"] == event("x", "x", OPENS).ts
+    assert trigger.event_time == event("x", "x", 4 * HOUR).ts
+    assert trigger.scheduled_for == event("x", "x", OPENS).ts
 
 
 def test_an_email_due_inside_the_window_leaves_at_once_unscheduled(shipped):
@@ -578,7 +579,7 @@ def test_an_email_due_inside_the_window_leaves_at_once_unscheduled(shipped):
     user.send(add("c1", 0))
     user.settle(4 * HOUR)
     [trigger] = user.fired("cart_abandoned_email")
-    assert trigger["scheduled_for"] is None
+    assert trigger.scheduled_for is None
 
 
 def test_a_purchase_while_the_email_is_held_cancels_it_a_page_view_does_not(shipped):
