@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,14 @@ import yaml
 
 from rtm.errors import RtmError
 from rtm.expressions import ExpressionError, Expression, Payload, Scope, Template, merge_paths
+from rtm.goals import Goal
 from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, compile_condition, compile_filter,
                           compile_pattern, duration_field)
+from rtm.send_windows import SendWindow
+from rtm.variants import Variant
 
 SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
+SESSION = "session"  # `limits.per: session`: a cap per session instead of per period
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ class Audience:
 @dataclass(frozen=True)
 class Limits:
     max: int | None = None
-    per: int | None = None
+    per: int | None = None  # a period (ms)...
+    per_session: bool = False  # ...or `per: session`
     cooldown: int | None = None
     reenter: bool = True
     holdout: float = 0.0
@@ -81,7 +87,8 @@ class Limits:
     memory_ms: int = field(init=False)  # how long a completion time counts (cap per period, cooldown)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lifetime_cap", 1 if not self.reenter else self.max if self.per is None else None)
+        capped_ever = self.per is None and not self.per_session
+        object.__setattr__(self, "lifetime_cap", 1 if not self.reenter else self.max if capped_ever else None)
         object.__setattr__(self, "memory_ms", max(self.per or 0, self.cooldown or 0))
 
 
@@ -91,6 +98,7 @@ class Action:
     endpoint: str
     message: Template
     data: Payload
+    variants: tuple[Variant, ...] = ()  # A/B: each user gets one (rtm.variants), else message and data
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,9 @@ class Campaign:
     limits: Limits
     action: Action | None
     emit: Emit | None
+    goal: Goal | None  # a conversion to watch for after each trigger
+    send_window: SendWindow | None  # when its triggers may leave (else they are held)
+    exit: tuple[EventFilter, ...]  # events that cancel a held trigger
     bind_paths: Mapping[str, frozenset[tuple[str, ...]]]  # bound-event fields the campaign reads
     wakes: tuple[Types, ...]  # per pattern state (and waiting): event types the campaign consumes
     reads_session_id: bool  # some condition or template reads session.id (or the whole session)
@@ -283,6 +294,12 @@ class CampaignSet:
             if starts.any:
                 any_type.append(campaign)
         self._named = {t: tuple(cs) for t, cs in named.items()}
+        self.goals = {c.id: c.goal for c in self if c.goal is not None}
+        goal_types = NO_TYPES
+        for goal in self.goals.values():
+            goal_types = goal_types | goal.filter.types
+        self.goal_types = goal_types  # the event types that may reach a goal
+        self.exits = {c.id: c.exit for c in self if c.exit}  # what cancels a held trigger
         self._any = tuple(any_type)
         self.reads_session_id = any(c.reads_session_id for c in self)
         self._real = {t: tuple(sorted({*cs, *any_type}, key=lambda c: c.id)) for t, cs in named.items()}
@@ -306,36 +323,88 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
         where=compile_condition(a.get("where"), (), "audience.where"),
         exclude=tuple(compile_filter(f, (), f"audience.exclude[{i}]") for i, f in enumerate(a.get("exclude", ()))))
     lim = d.get("limits", {})
+    per = lim.get("per")
     limits = Limits(
-        max=lim.get("max"), per=duration_field(lim["per"], "limits.per") if "per" in lim else None,
+        max=lim.get("max"), per=duration_field(per, "limits.per") if per not in (None, SESSION) else None,
+        per_session=per == SESSION,
         cooldown=duration_field(lim["cooldown"], "limits.cooldown") if "cooldown" in lim else None,
         reenter=lim.get("reenter", True), holdout=float(lim.get("holdout", 0.0)))
-    if limits.per is not None and limits.max is None:
-        raise FieldError("limits.per", "per needs max (at most `max` triggers per period)")
+    if per is not None and limits.max is None:
+        raise FieldError("limits.per", "per needs max (at most `max` triggers per period or session)")
     action = emit = None
     if "action" in d:
         spec = d["action"]
-        action = Action(spec["channel"], spec["endpoint"], _template(spec.get("message", ""), bindings, "action.message"),
-                        _payload(spec.get("data", {}), bindings, "action.data"))
-        rendered = [action.message, action.data]
+        message = _template(spec.get("message", ""), bindings, "action.message")
+        data = _payload(spec.get("data", {}), bindings, "action.data")
+        variants = _variants(spec.get("variants", ()), message, data, bindings)
+        action = Action(spec["channel"], spec["endpoint"], message, data, variants)
+        rendered = [message, data, *(x for v in variants for x in (v.message, v.data))]
     else:
         if limits.holdout:
             raise FieldError("limits.holdout", "holdout applies to campaigns with an action; an emit is never delivered")
         emit = Emit(d["emit"]["event"], _payload(d["emit"].get("params", {}), bindings, "emit.params"))
         rendered = [emit.params]
+    goal = None
+    if "goal" in d:
+        if action is None:
+            raise FieldError("goal", "a goal follows triggers; an emit campaign has none (put the goal on the "
+                                     "campaign that delivers)")
+        spec = d["goal"]
+        goal = Goal(compile_filter({"event": spec["event"], "where": spec.get("where")}, (), "goal"),
+                    duration_field(spec["within"], "goal.within"))
+    send_window, exits = _send_window(d, action, bindings)
+    if send_window is not None:
+        rendered.append(send_window.timezone)
     conditions = [t.filter.where for ts in pattern.transitions for t in ts]
     conditions += [f.where for f in pattern.unless] + [pattern.absence.filter.where if pattern.absence else None]
     paths = merge_paths([*(c.paths for c in conditions if c is not None), *(r.paths for r in rendered)])
     conditions += [audience.where, *(f.where for f in audience.exclude)]  # they read no bindings
+    conditions += [goal.filter.where if goal else None, *(f.where for f in exits)]
     exclude = NO_TYPES
     for f in audience.exclude:
         exclude = exclude | f.types
     return Campaign(
         id=d["id"], version=d["version"], fingerprint=_fingerprint(d), definition=d, pattern=pattern,
-        audience=audience, limits=limits, action=action, emit=emit,
+        audience=audience, limits=limits, action=action, emit=emit, goal=goal, send_window=send_window, exit=exits,
         bind_paths={name: frozenset(p) for name, p in paths.items()},
         wakes=tuple(types | exclude for types in pattern.consumes),
         reads_session_id=any(x.reads_session_id for x in [*conditions, *rendered] if x is not None))
+
+
+def _send_window(d: Mapping[str, Any], action: Action | None,
+                 bindings: tuple[str, ...]) -> tuple[SendWindow | None, tuple[EventFilter, ...]]:
+    """`send_window` and `exit` (which cancels what the window holds)."""
+    if "send_window" not in d:
+        if "exit" in d:
+            raise FieldError("exit", "exit cancels triggers held for the send window; add a send_window, "
+                                     "or use pattern.unless to cancel a match")
+        return None, ()
+    if action is None:
+        raise FieldError("send_window", "an emit campaign sends nothing; put the send window on the campaign that "
+                                        "delivers")
+    spec = d["send_window"]
+    window = SendWindow(
+        time.fromisoformat(spec["from"]), time.fromisoformat(spec["to"]),
+        _template(spec.get("timezone", "UTC"), bindings, "send_window.timezone"),
+        duration_field(spec.get("within", "1d"), "send_window.within"))
+    return window, tuple(compile_filter(f, (), f"exit[{i}]") for i, f in enumerate(d.get("exit", ())))
+
+
+def _variants(specs: Iterable[Mapping[str, Any]], message: Template, data: Payload,
+              bindings: tuple[str, ...]) -> tuple[Variant, ...]:
+    """`action.variants`; a variant without its own message or data uses the action's."""
+    variants: list[Variant] = []
+    for i, spec in enumerate(specs):
+        field = f"action.variants[{i}]"
+        for j, earlier in enumerate(variants):
+            if earlier.name == spec["name"]:
+                raise FieldError(f"{field}.name", f"{spec['name']!r} is also the name of variants[{j}]; "
+                                                  f"give each variant its own name")
+        variants.append(Variant(
+            spec["name"], float(spec["weight"]),
+            _template(spec["message"], bindings, f"{field}.message") if "message" in spec else message,
+            _payload(spec["data"], bindings, f"{field}.data") if "data" in spec else data))
+    return tuple(variants)
 
 
 def _template(source: str, bindings: tuple[str, ...], field: str) -> Template:

@@ -1,6 +1,7 @@
 """Campaign limits applied to one user's standing: the cap rules, in one place.
 
-`limits.max` per `per` (sliding), or ever; `cooldown` between triggers; `reenter: false`
+`limits.max` per `per` (sliding), per session (`per: session`: the open session, or the
+latest one when a deadline completes a match after it closed), or ever; `cooldown` between triggers; `reenter: false`
 (at most one completion ever); and `audience.exclude`, which mutes a campaign for the
 rest of a session. A match may start only if it could still fire; a completed match
 fires only if, at its completion time, it still may.
@@ -26,15 +27,20 @@ def may_fire(limits: Limits, progress: Progress, ts: int, session: int) -> bool:
     if limits.cooldown is not None and recent and ts - recent[-1] < limits.cooldown:
         return False
     if limits.per is None:
-        return True
+        return not limits.per_session or progress.fired_session != session or progress.fired_in_session < limits.max
     since, count = ts - limits.per, 0
     for t in recent:
         count += t > since
     return count < limits.max
 
 
-def count_completion(limits: Limits, progress: Progress, ts: int) -> None:
+def count_completion(limits: Limits, progress: Progress, ts: int, session: int) -> None:
     progress.fired += 1
+    if limits.per_session:
+        if progress.fired_session == session:
+            progress.fired_in_session += 1
+        else:
+            progress.fired_session, progress.fired_in_session = session, 1
     keep = limits.memory_ms
     if keep:
         progress.recent = [t for t in progress.recent if t > ts - keep] + [ts]
@@ -47,6 +53,8 @@ def still_counts(limits: Limits, progress: Progress, open_session: int | None, o
     earliest time an event may still be applied at.
     """
     if progress.muted == open_session or (limits.lifetime_cap is not None and progress.fired > 0):
+        return True
+    if limits.per_session and progress.fired_session == open_session:
         return True
     since = oldest_next - limits.memory_ms
     for t in progress.recent:

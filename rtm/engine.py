@@ -5,7 +5,8 @@ apply_event for each event and settle when the user's timer fires; preview calls
 same functions over files, so both give the same triggers. Rules of time: docs/CONTRACTS.md,
 "Time". One call: decode the state, settle what falls due (rtm.schedule), offer the
 event to each campaign that consumes its type (one rtm.matcher step each), fire the
-completed matches the caps allow (rtm.caps), encode the state.
+completed matches the caps allow (rtm.caps) now or when their send window opens
+(rtm.send_windows), record the goals reached (rtm.goals), encode the state.
 """
 
 import hashlib
@@ -15,15 +16,16 @@ from typing import Any
 
 import msgspec
 
-from rtm import caps, sessions
+from rtm import caps, goals, send_windows, sessions
 from rtm.campaigns import Campaign, CampaignSet
 from rtm.events import Event
 from rtm.matcher import AWAITING, COMPLETED, IGNORED, step
 from rtm.patterns import INITIAL
-from rtm.records import SessionRecord, Trigger
-from rtm.schedule import ABSENCE, SESSION_END, absence_deadlines, next_due
-from rtm.state import Progress, Run, UserState, decode_state, encode_state
+from rtm.records import Conversion, SessionRecord, Trigger
+from rtm.schedule import ABSENCE, RELEASE, SESSION_END, absence_deadlines, next_due
+from rtm.state import GoalWait, Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
+from rtm.variants import assign
 from rtm.views import EventScope
 
 __all__ = ["DEFAULT_CONFIG", "EngineConfig", "Result", "apply_event", "decode_state", "settle"]
@@ -52,6 +54,8 @@ class Result(msgspec.Struct, gc=False):  # a Struct: one per call, and cheaper t
     next_deadline: int | None  # arm the user's one timer here (event time), or none
     triggers: list[Trigger] = []
     sessions: list[SessionRecord] = []
+    conversions: list[Conversion] = []  # goals reached (rtm.goals)
+    dropped: list[str] = []  # triggers outside their send window that could not be held, and why
     duplicate: bool = False  # the event was a duplicate and was dropped
     late: bool = False  # the event was too far behind the user's latest event and was dropped
     errors: list[str] = []  # conditions/templates that failed on this data
@@ -132,8 +136,10 @@ def _compact(user: UserState, campaigns: CampaignSet, config: EngineConfig) -> N
     open_session = user.sessions if user.session is not None else None
     spent = None
     for cid, progress in user.progress.items():
-        if progress.run is None and not caps.still_counts(campaigns.get(cid).limits, progress, open_session,
-                                                          oldest_next):
+        if progress.goal is not None and not goals.still_open(campaigns.goals.get(cid), progress.goal, oldest_next):
+            progress.goal = None
+        if progress.run is None and progress.goal is None and not caps.still_counts(
+                campaigns.get(cid).limits, progress, open_session, oldest_next):
             spent = [cid] if spent is None else [*spent, cid]
     for cid in spent or ():
         del user.progress[cid]
@@ -152,6 +158,8 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
             return user
         if kind is ABSENCE:
             _absence_passed(user, deadlines, campaigns.get(cid), at, campaigns, profile, config, out)
+        elif kind is RELEASE:
+            out.triggers += send_windows.release_due(user, at, campaigns)
         elif kind is SESSION_END:
             out.sessions.append(sessions.record("session_end", user.session, user.key, user.user_id,
                                                 user.anonymous_id))
@@ -196,10 +204,22 @@ def _apply(user: UserState | None, deadlines: dict[str, int], event: Event, id_h
     cutoff = user.last_seen - config.dedup_horizon_ms
     while len(seen) > config.dedup_max_ids or next(iter(seen.values())) < cutoff:
         del seen[next(iter(seen))]
+    scope = None
+    if user.held and campaigns.exits:
+        scope = EventScope(event, user, profile, first_time, campaigns.reads_session_id)
+        send_windows.cancel(user, campaigns.exits, scope, event.type, out.errors)
+    goal_types = campaigns.goal_types  # Types.has, inlined; first: the event may not convert a trigger it makes
+    if event.type in goal_types.names or goal_types.any:
+        if scope is None:
+            scope = EventScope(event, user, profile, first_time, campaigns.reads_session_id)
+        conversions = goals.reach(user, scope, campaigns.goals, out.errors)
+        if conversions:
+            out.conversions = conversions
     visits = _visits(user, event.type, False, campaigns)
     if visits:
-        _feed(EventScope(event, user, profile, first_time, campaigns.reads_session_id), visits, False, 0, deadlines,
-              campaigns, config, out)
+        if scope is None:
+            scope = EventScope(event, user, profile, first_time, campaigns.reads_session_id)
+        _feed(scope, visits, False, 0, deadlines, campaigns, config, out)
     return user
 
 
@@ -278,19 +298,38 @@ def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, m
     try:
         if campaign.action is not None:
             action = campaign.action
+            holdout = in_holdout(user.key, campaign.id, limits.holdout)  # before variants: the control group
+            variant = (assign(action.variants, user.key, campaign.id, campaign.version)
+                       if action.variants and not holdout else None)
+            content = action if variant is None else variant
             trigger = make_trigger(
                 campaign_id=campaign.id, version=campaign.version, user_key=user.key, user_id=user.user_id,
                 anonymous_id=user.anonymous_id, channel=action.channel, endpoint=action.endpoint,
-                message=action.message.render(scope), data=action.data.render(scope), matched_event_ids=ids,
-                event_time=ts, holdout=in_holdout(user.key, campaign.id, limits.holdout))
+                message=content.message.render(scope), data=content.data.render(scope), matched_event_ids=ids,
+                event_time=ts, holdout=holdout, variant=None if variant is None else variant.name)
+            window = campaign.send_window
+            release = None if window is None else send_windows.release_time(window, scope, ts, out.errors)
         else:
             params = campaign.emit.params.render(scope)
+            release = None
     except Exception as err:  # noqa: BLE001 - a template failing on this user's data
         out.errors.append(f"rendering failed, no trigger: {type(err).__name__}: {err}")
         return None
-    caps.count_completion(limits, progress, ts)
+    if release is not None:  # outside the send window: held, or dropped (and then not counted by the caps)
+        if action.channel in send_windows.NEVER_HELD:
+            out.dropped.append(f"{campaign.id}: outside its send window, and {action.channel} triggers are never held")
+            return None
+        if release - ts > window.within:
+            out.dropped.append(f"{campaign.id}: its send window opens after send_window.within")
+            return None
+    caps.count_completion(limits, progress, ts, user.sessions)
     if campaign.action is not None:
-        out.triggers.append(trigger)
+        if release is None:
+            out.triggers.append(trigger)
+        else:
+            send_windows.hold(user, release, campaign.id, trigger)
+        if campaign.goal is not None:
+            progress.goal = GoalWait(trigger.trigger_id, ts, trigger.variant, holdout)
         return None
     emit = campaign.emit.event
     return _synthetic_event(user, emit, f"{emit}:{trigger_id(campaign.id, campaign.version, user.key, ids)}", ts,

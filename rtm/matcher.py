@@ -13,7 +13,7 @@ from enum import Enum
 from rtm import caps
 from rtm.campaigns import Campaign
 from rtm.expressions import prune
-from rtm.patterns import INITIAL, Transition
+from rtm.patterns import INITIAL, Pattern, Transition
 from rtm.state import Progress, Run
 from rtm.views import EventScope
 
@@ -23,7 +23,7 @@ class Outcome(Enum):
     MUTED = "muted"  # audience.exclude matched: no match for the rest of the session
     DROPPED = "dropped"  # the partial match ended (window, session, unless, absence broken...) and none started
     ADVANCED = "advanced"  # a partial match started or moved on
-    AWAITING = "awaiting"  # the last step matched: the match completes at its absence deadline (run.deadline)
+    AWAITING = "awaiting"  # the last step matched, or an absence event postponed: the match completes at run.deadline
     COMPLETED = "completed"  # the pattern completed: progress.run holds the match, for the engine to fire
 
 
@@ -46,6 +46,7 @@ def step(campaign: Campaign, progress: Progress | None, scope: EventScope, synth
                 progress.muted, progress.run = user.sessions, None
                 return MUTED
     ended = False
+    waiting = None  # a match waiting on its absence that this event broke: kept unless the event starts anew
     if run is not None:
         if ((pattern.within is not None and scope.ts - run.start > pattern.within)
                 or (pattern.same_session and not synthetic and run.session != user.sessions)):
@@ -59,7 +60,8 @@ def step(campaign: Campaign, progress: Progress | None, scope: EventScope, synth
             elif run.deadline is not None:
                 if not pattern.absence.filter.matches(etype, synthetic, bound, errors, "pattern.absence"):
                     return IGNORED
-                run = progress.run = None  # the absence is broken: the event may start a new match
+                waiting, run = run, None  # the absence is broken: the event may start a new match
+                progress.run = None
                 ended = True
             else:
                 transition = pattern.next_transition(run.state, etype, synthetic, bound, errors)
@@ -70,11 +72,11 @@ def step(campaign: Campaign, progress: Progress | None, scope: EventScope, synth
     starts = campaign.wakes[INITIAL]  # Types.has, inlined
     if not (etype in starts.names or (starts.any and not synthetic)) \
             or (progress is not None and not caps.may_start(campaign.limits, progress, user.sessions)):
-        return not_started
+        return not_started if waiting is None else _postpone(pattern, progress, waiting, scope.ts)
     transition = pattern.next_transition(INITIAL, etype, synthetic, scope, errors)
     audience = campaign.audience
     if transition is None or (audience.checks and not audience.admits(scope, errors)):
-        return not_started
+        return not_started if waiting is None else _postpone(pattern, progress, waiting, scope.ts)
     if progress is None:
         progress = user.progress[campaign.id] = Progress(campaign.fingerprint)
     run = progress.run = Run(INITIAL, scope.ts, user.sessions)
@@ -101,4 +103,15 @@ def _take(campaign: Campaign, progress: Progress, run: Run, transition: Transiti
     if pattern.within is not None and run.deadline - run.start > pattern.within:
         progress.run = None  # the absence would end outside the window
         return DROPPED
+    return AWAITING
+
+
+def _postpone(pattern: Pattern, progress: Progress, waiting: Run, ts: int) -> Outcome:
+    """An absence event that does not start the pattern anew: the match stays, bound fields and
+    all, and its deadline moves to `for` after this event (the activity postpones it)."""
+    deadline = ts + pattern.absence.for_ms
+    if pattern.within is not None and deadline - waiting.start > pattern.within:
+        return DROPPED  # the absence would now end outside the window
+    waiting.deadline = deadline
+    progress.run = waiting
     return AWAITING

@@ -15,7 +15,7 @@ from typing import Any
 from rtm.campaigns import CampaignSet
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
 from rtm.events import Event, InvalidEvent, InvalidProfile, parse_event, parse_profile
-from rtm.records import SessionRecord, Trigger
+from rtm.records import Conversion, SessionRecord, Trigger
 from rtm.time_rules import DEFAULT_MAX_FUTURE_MS, too_far_ahead
 
 OnError = Callable[[str], None]
@@ -25,7 +25,9 @@ OnError = Callable[[str], None]
 class PreviewResult:
     triggers: list[Trigger] = field(default_factory=list)
     sessions: list[SessionRecord] = field(default_factory=list)
+    conversions: list[Conversion] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # triggers outside a send window that could not be held
     events: int = 0
     duplicates: int = 0
     late: int = 0  # too far behind the user's latest event (EngineConfig.allowed_lateness_ms)
@@ -120,8 +122,12 @@ def _collect(out: PreviewResult, states: dict[str, bytes], key: str, result: Res
         out.triggers += result.triggers
     if result.sessions:
         out.sessions += result.sessions
+    if result.conversions:
+        out.conversions += result.conversions
     if result.errors:
         out.errors += result.errors
+    if result.dropped:
+        out.dropped += result.dropped
     if result.duplicate:
         out.duplicates += 1
     if result.late:

@@ -35,6 +35,26 @@ class Trigger(msgspec.Struct, kw_only=True, gc=False):
     event_time: int
     emitted_at: int | None = None  # wall time at emission, set by the job as it leaves; null in a backtest
     holdout: bool
+    variant: str | None = None  # the A/B variant (rtm.variants); null without variants and in the holdout
+    scheduled_for: int | None = None  # held for the send window: the event time it left (rtm.send_windows)
+
+
+class Conversion(msgspec.Struct, kw_only=True, gc=False):
+    """`rtm.conversions`: a campaign's goal reached after one of its triggers (docs/CONTRACTS.md,
+    "Conversion"); built by rtm.goals.record."""
+
+    trigger_id: str
+    campaign_id: str
+    variant: str | None
+    holdout: bool
+    user_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    event_id: str  # the event that reached the goal
+    event_type: str
+    event_time: int
+    trigger_time: int
+    latency_ms: int  # event_time - trigger_time
 
 
 class SessionRecord(msgspec.Struct, kw_only=True, gc=False):

@@ -1,7 +1,8 @@
 """What falls due for one user, and when (docs/CONTRACTS.md, "Time").
 
-Three kinds of item fall due: a campaign's absence deadline, the end of the open session
-(its last event plus the gap), and the user's expiry (idle too long). The engine scans
+Four kinds of item fall due: a campaign's absence deadline, a held trigger's release (its
+send window opens), the end of the open session (its last event plus the gap), and the
+user's expiry (idle too long). The engine scans
 the campaigns for absence deadlines once per call (`absence_deadlines`) and keeps that
 map up to date as matches change; the session end and the expiry are read off the state.
 """
@@ -15,12 +16,13 @@ class Due(IntEnum):
     """A kind of item; items due at the same time are settled in this order."""
 
     ABSENCE = 1  # no absence event came in time: the match completes
-    SESSION_END = 2  # the session gap passed: the session closes
-    EXPIRY = 3  # idle too long: the user is forgotten, caps and first-seen included
+    RELEASE = 2  # a held trigger's send window opens: it leaves
+    SESSION_END = 3  # the session gap passed: the session closes
+    EXPIRY = 4  # idle too long: the user is forgotten, caps and first-seen included
 
 
 # The members as module names: an Enum attribute lookup costs ~0.1 us in Python 3.11.
-ABSENCE, SESSION_END, EXPIRY = Due
+ABSENCE, RELEASE, SESSION_END, EXPIRY = Due
 
 
 def absence_deadlines(user: UserState) -> dict[str, int]:
@@ -40,6 +42,14 @@ def next_due(user: UserState, deadlines: dict[str, int], session_gap_ms: int,
             due_at, due_cid = at, cid
         if at > expiry:
             expiry = at  # a user is never forgotten while a deadline is pending
+    kind = ABSENCE
+    held = user.held
+    if held:  # in release order: the first is next
+        release = held[0].release
+        if release > expiry:
+            expiry = release
+        if due_at is None or release < due_at:
+            due_at, due_cid, kind = release, held[0].campaign_id, RELEASE
     session = user.session
     if session is not None:
         end = session.last + session_gap_ms
@@ -47,4 +57,4 @@ def next_due(user: UserState, deadlines: dict[str, int], session_gap_ms: int,
             return (end, SESSION_END, "") if end <= expiry else (expiry, EXPIRY, "")
     if due_at is None:
         return expiry, EXPIRY, ""
-    return due_at, ABSENCE, due_cid
+    return due_at, kind, due_cid

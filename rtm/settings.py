@@ -34,6 +34,7 @@ TRIGGERS_TOPIC = "rtm.triggers"
 SESSIONS_TOPIC = "rtm.sessions"
 DLQ_TOPIC = "rtm.dlq"
 LATE_TOPIC = "rtm.late"
+CONVERSIONS_TOPIC = "rtm.conversions"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Topics:
     sessions: str = SESSIONS_TOPIC
     dlq: str = DLQ_TOPIC
     late: str = LATE_TOPIC
+    conversions: str = CONVERSIONS_TOPIC
 
     @property
     def compacted(self) -> tuple[str, ...]:

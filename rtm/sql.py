@@ -24,6 +24,7 @@ DEFAULTS = {
     "events_topic": settings.EVENTS_TOPIC,
     "triggers_topic": settings.TRIGGERS_TOPIC,
     "sessions_topic": settings.SESSIONS_TOPIC,
+    "conversions_topic": settings.CONVERSIONS_TOPIC,
     "group_id": "rtm-sql",
     "startup_mode": "earliest-offset",
     "watermark_delay": "5s",
@@ -31,12 +32,13 @@ DEFAULTS = {
     "trigger_window": "1m",
     "conversion_event": "purchase",
     "conversion_window": "24h",
+    "goal_window": "7d",
     "funnel_window": "1d",
     "session_window": "1h",
     "active_users_window": "1h",
 }
 # The variables that are durations, written as everywhere in rtm (rtm.durations: 5m, 24h, 1d).
-DURATIONS = ("watermark_delay", "idle_timeout", "trigger_window", "conversion_window", "funnel_window",
+DURATIONS = ("watermark_delay", "idle_timeout", "trigger_window", "conversion_window", "goal_window", "funnel_window",
              "session_window", "active_users_window")
 STARTUP_MODES = ("earliest-offset", "latest-offset", "group-offsets")
 

@@ -1,8 +1,9 @@
 """One user's engine state, as the Flink job keeps it between calls (msgpack bytes).
 
 It holds, per campaign, only the partial match (state number, start, matched ids, the
-bound fields later conditions read, the absence deadline) and the caps: never the
-events themselves. The layout is what savepoints hold: change it only compatibly.
+bound fields later conditions read, the absence deadline), the caps and the trigger
+waiting for its goal; and the triggers held for a send window: never the events
+themselves. The layout is what savepoints hold: change it only compatibly.
 A state is a tree, never a cycle, so the garbage collector need not track it (gc=False):
 one is decoded per event.
 """
@@ -26,6 +27,15 @@ class Run(msgspec.Struct, array_like=True, gc=False):
     deadline: int | None = None  # set while waiting for the absence
 
 
+class GoalWait(msgspec.Struct, array_like=True, gc=False):
+    """The latest trigger of a campaign with a goal, until the goal is reached or its time runs out."""
+
+    trigger_id: str
+    at: int  # the trigger's event time
+    variant: str | None
+    holdout: bool
+
+
 class Progress(msgspec.Struct, array_like=True, gc=False):
     """One user's standing with one campaign."""
 
@@ -34,6 +44,17 @@ class Progress(msgspec.Struct, array_like=True, gc=False):
     fired: int = 0  # completions ever (lifetime caps, reenter)
     recent: list[int] = []  # times of recent completions (cap per period, cooldown)
     muted: int = 0  # session index in which `audience.exclude` suppressed the campaign
+    fired_session: int = 0  # session index of the latest completion (`per: session` caps)...
+    fired_in_session: int = 0  # ...and completions in that session
+    goal: GoalWait | None = None  # rtm.goals
+
+
+class Held(msgspec.Struct, array_like=True, gc=False):
+    """A trigger completed outside its campaign's send window, until the window opens (rtm.send_windows)."""
+
+    release: int  # event time the window opens
+    campaign_id: str
+    trigger: bytes  # the trigger, msgpack-encoded, scheduled_for not yet set
 
 
 class UserState(msgspec.Struct, array_like=True, gc=False):
@@ -45,6 +66,7 @@ class UserState(msgspec.Struct, array_like=True, gc=False):
     session: Session | None = None  # None once closed
     seen: dict[int, int] = {}  # hash(event_id) -> ts, oldest first, for dedup
     progress: dict[str, Progress] = {}
+    held: list[Held] = []  # in release order
 
     @property
     def key(self) -> str:

@@ -27,9 +27,10 @@ def in_holdout(user_key: str, campaign_id: str, share: float) -> bool:
 
 def make_trigger(*, campaign_id: str, version: int, user_key: str, user_id: str | None,
                  anonymous_id: str | None, channel: str, endpoint: str, message: str,
-                 data: Any, matched_event_ids: list[str], event_time: int, holdout: bool) -> Trigger:
+                 data: Any, matched_event_ids: list[str], event_time: int, holdout: bool,
+                 variant: str | None = None) -> Trigger:
     """A trigger; `emitted_at` is left for the caller to set at emission (wall time)."""
     return Trigger(trigger_id=trigger_id(campaign_id, version, user_key, matched_event_ids), campaign_id=campaign_id,
                    campaign_version=version, user_key=user_key, user_id=user_id, anonymous_id=anonymous_id,
                    channel=channel, endpoint=endpoint, message=message, data=data,
-                   matched_event_ids=matched_event_ids, event_time=event_time, holdout=holdout)
+                   matched_event_ids=matched_event_ids, event_time=event_time, holdout=holdout, variant=variant)

@@ -14,23 +14,7 @@
 
 {% include 'tables.sql.j2' %}
 
--- Every trigger, with each conversion event of its user that followed it within the
--- window. A trigger without one keeps a NULL conversion_id (LEFT interval join).
--- The interval join keeps trigger_time an event-time attribute, so it can be windowed.
-CREATE TEMPORARY VIEW trigger_outcomes AS
-SELECT
-  t.trigger_id,
-  t.campaign_id,
-  t.holdout,
-  t.trigger_time,
-  e.event_id AS conversion_id
-FROM triggers AS t
-LEFT JOIN events AS e
-  ON e.user_key = t.user_key
-  AND e.event_type = {{ conversion_event | literal }}
-  -- Strictly after: the event that completed the pattern does not convert itself.
-  AND e.event_time > t.trigger_time
-  AND e.event_time <= t.trigger_time + {{ conversion_window | interval }};
+{% include 'trigger_outcomes.sql.j2' %}
 
 -- Counts per group. A trigger followed by two purchases converted once: count ids.
 CREATE TEMPORARY VIEW funnel_counts AS

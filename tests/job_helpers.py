@@ -16,6 +16,7 @@ def fresh_topics(new_topic, event_partitions: int = 1) -> settings.Topics:
     return settings.Topics(
         events=new_topic("events", partitions=event_partitions), profiles=new_topic("profiles"), campaigns=new_topic("campaigns"),
         triggers=new_topic("triggers"), sessions=new_topic("sessions"), dlq=new_topic("dlq"), late=new_topic("late"),
+        conversions=new_topic("conversions"),
     )
 
 

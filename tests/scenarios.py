@@ -36,22 +36,29 @@ def events() -> list[dict]:
         ("page_view", 7 * SEC, {"anonymous_id": "reader"}, {"params": {"page": "c"}}),
         ("main_screen", 7 * SEC, {"user_id": "gamer"}, game),
         ("play", 8 * SEC, {"user_id": "gamer"}, game),
-        ("page_view", 20 * MIN, {"user_id": "carter"}, {"params": {"page": "home"}}),  # does not postpone
+        ("page_view", 9 * SEC, {"anonymous_id": "bargain"}, {"params": {"section": "sale"}}),
+        ("page_view", 10 * SEC, {"anonymous_id": "bargain"}, {"params": {"section": "sale"}}),  # same session
+        ("page_view", 20 * MIN, {"user_id": "carter"}, {"params": {"page": "home"}}),  # postpones cart_idle_push only
         ("page_view", 5 * HOUR, {"anonymous_id": "late-visitor"}, {"params": {"page": "home"}}),
     ]
     return [_event(n, type, at, who, **fields) for n, (type, at, who, fields) in enumerate(steps)]
 
 
 # (user key, campaign id, event time offset, message): exactly what must fire.
+URGENCY = "Items in your order are selling fast: finish your checkout now."
 EXPECTED = [
     ("anon-1", "welcome_coupon", 0, "Welcome! Here is $5 off your first order."),
     ("shopper", "store_section_popup", 1 * SEC, "New arrivals in Shoes for you!"),
     ("vip-0", "vip_checkout_recommendations", 2 * SEC, "Ann, these would go well with your order."),
     ("vip-16", "vip_checkout_recommendations", 2 * SEC, "Hi, these would go well with your order."),
+    ("vip-0", "checkout_reminder_ab", 2 * SEC + 30 * MIN, URGENCY),  # both in variant "urgency"
+    ("vip-16", "checkout_reminder_ab", 2 * SEC + 30 * MIN, URGENCY),
     ("reader", "three_page_views", 7 * SEC, "engaged session"),
     ("gamer", "login_to_play", 8 * SEC, "Good luck in your match!"),
     ("gamer", "game_come_back_email", 8 * SEC + HOUR, "Your game space-race misses you. Come back for a free life!"),
+    ("bargain", "sale_popup", 9 * SEC, "Today's deals: up to 50% off in the sale."),
     ("carter", "cart_abandoned_email", 3 * SEC + 4 * HOUR, "You left red shoes in your cart."),
+    ("carter", "cart_idle_push", 20 * MIN + 4 * HOUR, "Still thinking about red shoes?"),  # the page view postponed it
 ]
 HOLDOUT_USERS = {"vip-16"}
 

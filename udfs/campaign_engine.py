@@ -36,7 +36,7 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules, event_timer_to_arm, wall_timer_to_arm
-from udfs.rows import END, LATE, PROFILE, SESSIONS, TRIGGERS, read_input, refuse, routed_out
+from udfs.rows import CONVERSIONS, END, LATE, PROFILE, SESSIONS, TRIGGERS, read_input, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
     """Keyed input: input rows of events and profiles; broadcast input: keyed rows of
     campaign records, and the END of a bounded input.
 
-    Output: routed records keyed by user key for TRIGGERS, SESSIONS and LATE, and dead
+    Output: routed records keyed by user key for TRIGGERS, SESSIONS, CONVERSIONS and LATE, and dead
     letters (DLQ) of events and profiles that break the contract and of rejected campaign
     updates.
     """
@@ -104,6 +104,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._after_until = metrics.counter("events_after_until")
         self._rejected = metrics.counter("rejected_campaigns")
         self._condition_errors = metrics.counter("condition_errors")
+        self._dropped_triggers = metrics.counter("dropped_triggers")  # outside a send window, not holdable
         self._engine_errors = metrics.counter("engine_errors")
         self._campaigns: CampaignSet | None = None
         # Where event time stops: --until, or the largest event time of a bounded input
@@ -240,6 +241,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         for error in result.errors:
             self._condition_errors.inc()
             log.warning("user %s: %s", key, error)
+        if result.dropped:
+            self._dropped_triggers.inc(len(result.dropped))
         rows = []
         if result.triggers:
             emitted_at = _wall_ms()
@@ -249,6 +252,8 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
             self._triggers.inc(len(result.triggers))
         for session in result.sessions:
             rows.append(routed_out(SESSIONS, key, _encode_json(session)))
+        for conversion in result.conversions:
+            rows.append(routed_out(CONVERSIONS, key, _encode_json(conversion)))
         return rows
 
     def _store(self, slot: UserSlot, result: Result, timers) -> None:

@@ -21,7 +21,7 @@ EVENT, PROFILE, CAMPAIGN, END = "event", "profile", "campaign", "end"
 # The outputs a routed record names, each written to its topic (docs/CONTRACTS.md, "Topics").
 # Every record leaves on the main output as a routed record: PyFlink 2.3 drops side outputs
 # yielded from on_timer of a KeyedBroadcastProcessFunction.
-TRIGGERS, SESSIONS, LATE = "triggers", "sessions", "late"
+TRIGGERS, SESSIONS, CONVERSIONS, LATE = "triggers", "sessions", "conversions", "late"
 DLQ = "dlq"  # dead letters; the JVM routes its own to the same name (io.rtm.flink.DeadLetters.OUTPUT)
 
 

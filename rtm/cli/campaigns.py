@@ -44,9 +44,11 @@ def validate(paths: tuple[Path, ...]) -> None:
               help="Profiles, one JSON object per line.")
 @until_option
 @max_future_option
+@click.option("--conversions", "conversions_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the conversions (goals reached after triggers) to this file, as JSONL.")
 @engine_options
 def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None,
-            max_future: int, engine_config) -> None:
+            max_future: int, conversions_path: Path | None, engine_config) -> None:
     """Run the engine alone over files and print the triggers as JSONL.
 
     The same engine as the Flink job: the same input gives the same triggers
@@ -62,13 +64,17 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     result = run_preview(CampaignSet(loaded), read_events(events_path, warn, max_future), profiles, until, engine_config)
     encode = msgspec.json.Encoder().encode
     click.echo(b"".join(encode(trigger) + b"\n" for trigger in result.triggers), nl=False)  # one write, not one per line
+    if conversions_path is not None:
+        conversions_path.write_bytes(b"".join(encode(conversion) + b"\n" for conversion in result.conversions))
     for error in result.errors:
         warn(f"warning: {error}")
     notes = f", {len(result.errors)} condition errors" if result.errors else ""
     notes += f", {result.late} late" if result.late else ""
     notes += f", {result.after_until} after --until (skipped)" if result.after_until else ""
     warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{notes}: "
-         f"{len(result.triggers)} triggers, {sum(t.holdout for t in result.triggers)} of them holdout")
+         f"{len(result.triggers)} triggers, {sum(t.holdout for t in result.triggers)} of them holdout"
+         + (f", {len(result.conversions)} conversions" if result.conversions else "")
+         + (f", {len(result.dropped)} dropped outside their send window" if result.dropped else ""))
 
 
 topic_option = click.option("--topic", default=settings.CAMPAIGNS_TOPIC, show_default=True)

@@ -52,7 +52,7 @@ def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 @campaigns_option
 @click.option("--topic", "job_topics", multiple=True, metavar="NAME=TOPIC", callback=_topics,
               help="Use TOPIC as one of the job's topics (repeatable): the inputs events, profiles, campaigns "
-              "or the outputs triggers, sessions, dlq, late. Default: the rtm.* topics.")
+              "or the outputs triggers, sessions, conversions, dlq, late. Default: the rtm.* topics.")
 @click.option("--bounded", is_flag=True, help="Read every topic up to its end offsets at start, then finish "
               "(profiles and campaigns on the topics are in effect from the first event).")
 @until_option
@@ -161,7 +161,7 @@ def _recovery(bootstrap: str, job_topics, bounded: bool, fresh: bool) -> dict[st
               help="Profiles, one JSON object per line, in effect from the start.")
 @until_option
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where triggers.jsonl, sessions.jsonl, dlq.jsonl and late.jsonl go.")
+              help="Where triggers.jsonl, sessions.jsonl, conversions.jsonl, dlq.jsonl and late.jsonl go.")
 @max_future_option
 @engine_options
 def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, max_future, engine_config):

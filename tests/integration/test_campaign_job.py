@@ -3,13 +3,20 @@
 import base64
 import json
 import time
+
+import msgspec
 from click.testing import CliRunner
 
 import scenarios
 from rtm import generator, kafka_clients
 from job_helpers import fresh_topics, live_job, read_json, run_bounded, wait_for
 from kafka_helpers import consume_all, produce
+from rtm.campaigns import CampaignSet
 from rtm.cli import main
+from rtm.engine import EngineConfig
+from rtm.events import parse_event
+from rtm.preview import run_preview
+from rtm.time_rules import TimeRules
 
 LAST_TS = scenarios.events()[-1]["ts"]
 
@@ -259,3 +266,68 @@ def test_rtm_run_bounded_over_the_rtm_topics_gives_the_reference_triggers(kafka_
     assert result.exit_code == 0, result.output
     triggers = read_json(kafka_bootstrap, settings.TRIGGERS_TOPIC, expected=len(scenarios.EXPECTED) + 1, timeout_s=10)
     assert scenarios.summary(triggers) == sorted(scenarios.EXPECTED)
+
+
+JOURNEY_CAMPAIGNS = {
+    # Any event postpones the 4 s; only the start event restarts the match.
+    "idle": {"id": "idle", "version": 1,
+             "pattern": {"steps": [{"event": "open", "as": "first"}], "absence": {"for": "4s", "event": "*"}},
+             "action": {"channel": "push", "endpoint": "app", "message": "{{ first.params.n }}"}},
+    # Once per session, as an A/B test, converted by a purchase within a minute.
+    "hello": {"id": "hello", "version": 1, "pattern": {"steps": [{"event": "view"}]},
+              "limits": {"max": 1, "per": "session"}, "goal": {"event": "buy", "within": "1m"},
+              "action": {"channel": "popup", "endpoint": "web", "message": "base",
+                         "variants": [{"name": "x", "weight": 1, "message": "x"},
+                                      {"name": "y", "weight": 1, "message": "y"}]}},
+}
+
+
+def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_converts_as_preview_does(
+    kafka_bootstrap, new_topic
+):
+    topics = fresh_topics(new_topic)
+    rules = TimeRules(engine=EngineConfig(session_gap_ms=3_000))
+    sent = []
+
+    def send(user, type, **params):
+        event = {"event_id": f"j{len(sent)}", "type": type, "ts": int(time.time() * 1000), "user_id": user,
+                 "params": params}
+        sent.append(event)
+        produce(kafka_bootstrap, topics.events, [(user.encode(), json.dumps(event).encode())])
+
+    with live_job(kafka_bootstrap, topics, campaigns={k: json.dumps(v) for k, v in JOURNEY_CAMPAIGNS.items()},
+                  rules=rules):
+        send("warm-up", "view")  # the job is up once this fires
+        wait_for(lambda: read_json(kafka_bootstrap, topics.triggers, expected=1, timeout_s=1), timeout_s=120,
+                 what="the first trigger")
+        send("walker", "open", n="first")
+        send("walker", "view")
+        send("walker", "view")  # the same session: capped
+        time.sleep(2)
+        send("walker", "scroll")  # postpones the idle push by 4 s from here
+        time.sleep(4)  # a new session: more than the 3 s gap
+        send("walker", "view")
+        send("walker", "buy")  # converts the second hello
+        time.sleep(6)
+        send("closer", "view")  # carries event time past every deadline, for preview
+
+        def once_the_closer_fired():
+            triggers = read_json(kafka_bootstrap, topics.triggers, expected=100, timeout_s=1)
+            return triggers if any(t["user_key"] == "closer" for t in triggers) else None
+
+        triggers = wait_for(once_the_closer_fired, timeout_s=60, what="the closer's trigger")
+
+    walker = [t for t in triggers if t["user_key"] == "walker"]
+    [idle] = [t for t in walker if t["campaign_id"] == "idle"]
+    scroll = next(e for e in sent if e["type"] == "scroll")
+    assert idle["event_time"] == scroll["ts"] + 4_000 and idle["message"] == "first"
+    hello = [t for t in walker if t["campaign_id"] == "hello"]
+    assert len(hello) == 2 and {t["variant"] for t in hello} == {t["message"] for t in hello} <= {"x", "y"}
+
+    campaigns = CampaignSet.from_definitions(JOURNEY_CAMPAIGNS)
+    preview = run_preview(campaigns, (parse_event(json.dumps(e).encode()) for e in sent), {}, config=rules.engine)
+    assert sorted((t["trigger_id"], t["variant"]) for t in triggers) == sorted(
+        (t.trigger_id, t.variant) for t in preview.triggers)
+    [conversion] = read_json(kafka_bootstrap, topics.conversions, expected=2, timeout_s=5)
+    assert conversion["trigger_id"] == hello[-1]["trigger_id"] and conversion["variant"] == hello[-1]["variant"]
+    assert [conversion] == msgspec.to_builtins(preview.conversions)

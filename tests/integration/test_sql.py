@@ -41,11 +41,11 @@ def _run(name: str, bootstrap: str, **overrides) -> list[dict]:
     return rows
 
 
-def _trigger(label, campaign, channel, user, time, holdout=False):
+def _trigger(label, campaign, channel, user, time, holdout=False, variant=None):
     """A trigger as the campaign job writes it; its id follows from `label` and the rest."""
     made = make_trigger(campaign_id=campaign, version=1, user_key=user, user_id=user, anonymous_id=None,
                         channel=channel, endpoint="", message="", data={}, matched_event_ids=[label],
-                        event_time=_ms(time), holdout=holdout)
+                        event_time=_ms(time), holdout=holdout, variant=variant)
     return msgspec.to_builtins(made)
 
 
@@ -114,6 +114,79 @@ def test_funnel_gives_conversion_within_the_window_for_treated_and_holdout(kafka
          "holdout": 4, "holdout_converted": 1, "holdout_rate": 0.25, "uplift": 0.25},
         {**day, "campaign_id": "c2", "treated": 1, "treated_converted": 1, "treated_rate": 1.0,
          "holdout": 0, "holdout_converted": 0, "holdout_rate": None, "uplift": None},
+    ]
+
+
+def test_variant_uplift_gives_each_variants_conversion_against_the_campaigns_holdout(kafka_bootstrap, new_topic):
+    triggers, events = new_topic("triggers"), new_topic("events")
+    produce(kafka_bootstrap, triggers, _json([
+        _trigger("a1", "ab", "push", "a1", _at("10:00"), variant="plain"),  # buys: converted
+        _trigger("a2", "ab", "push", "a2", _at("10:00"), variant="plain"),
+        _trigger("b1", "ab", "push", "b1", _at("10:00"), variant="urgency"),  # buys twice: converted once
+        _trigger("b2", "ab", "push", "b2", _at("10:00"), variant="urgency"),  # buys 25 h later: too late
+        _trigger("b3", "ab", "push", "b3", _at("10:00"), variant="urgency"),  # buys: converted
+        _trigger("b4", "ab", "push", "b4", _at("10:00"), variant="urgency"),  # buys: converted
+        _trigger("h1", "ab", "push", "h1", _at("10:00"), holdout=True),  # buys: converted
+        _trigger("h2", "ab", "push", "h2", _at("10:00"), holdout=True),
+        _trigger("h3", "ab", "push", "h3", _at("10:00"), holdout=True),
+        _trigger("h4", "ab", "push", "h4", _at("10:00"), holdout=True),
+        _trigger("n1", "plain", "email", "n1", _at("10:30")),  # no variants, no holdout
+    ]))
+    produce(kafka_bootstrap, events, _json([
+        _event("e1", "purchase", _at("10:10"), user_id="a1"),
+        _event("e2", "purchase", _at("10:20"), user_id="b1"),
+        _event("e3", "purchase", _at("10:40"), user_id="b1"),
+        _event("e4", "purchase", _at("11:00"), user_id="b3"),
+        _event("e5", "purchase", _at("11:00"), user_id="h1"),
+        _event("e6", "purchase", _at("10:00") + timedelta(hours=25), user_id="b2"),
+        _event("e7", "purchase", _at("10:30"), user_id="b4"),
+    ]))
+
+    rows = _run("variant_uplift.sql", kafka_bootstrap, triggers_topic=triggers, events_topic=events)
+
+    day = {"window_start": DAY, "window_end": DAY + timedelta(days=1)}
+    holdout = {"holdout": 4, "holdout_converted": 1, "holdout_rate": 0.25}
+    assert sorted(rows, key=lambda r: (r["campaign_id"], r["variant"] or "")) == [
+        {**day, "campaign_id": "ab", "variant": "plain", "treated": 2, "treated_converted": 1, "treated_rate": 0.5,
+         **holdout, "uplift": 0.25},
+        {**day, "campaign_id": "ab", "variant": "urgency", "treated": 4, "treated_converted": 3, "treated_rate": 0.75,
+         **holdout, "uplift": 0.5},
+        {**day, "campaign_id": "plain", "variant": None, "treated": 1, "treated_converted": 0, "treated_rate": 0.0,
+         "holdout": 0, "holdout_converted": 0, "holdout_rate": None, "uplift": None},
+    ]
+
+
+def _conversion(trigger, event_id, time):
+    """A conversion as the campaign job writes it (docs/CONTRACTS.md, "Conversion")."""
+    return {"trigger_id": trigger["trigger_id"], "campaign_id": trigger["campaign_id"], "variant": trigger["variant"],
+            "holdout": trigger["holdout"], "user_key": trigger["user_key"], "user_id": trigger["user_id"],
+            "anonymous_id": None, "event_id": event_id, "event_type": "purchase", "event_time": _ms(time),
+            "trigger_time": trigger["event_time"], "latency_ms": _ms(time) - trigger["event_time"]}
+
+
+def test_goal_uplift_counts_the_conversions_the_campaigns_goals_recorded(kafka_bootstrap, new_topic):
+    triggers, conversions = new_topic("triggers"), new_topic("conversions")
+    sent = {label: _trigger(label, "ab", "push", label, _at("10:00"), holdout=label.startswith("h"),
+                            variant={"a": "plain", "b": "urgency"}.get(label[0]))
+            for label in ("a1", "a2", "b1", "b2", "h1", "h2")}
+    produce(kafka_bootstrap, triggers, _json(sent.values()))
+    produce(kafka_bootstrap, conversions, _json([
+        _conversion(sent["a1"], "e1", _at("11:00")),
+        _conversion(sent["b1"], "e2", _at("12:00")),
+        _conversion(sent["b2"], "e3", _at("10:30")),
+        _conversion(sent["h1"], "e4", _at("10:10")),
+        _conversion(sent["a2"], "e5", _at("09:00")),  # before its trigger: not this trigger's
+    ]))
+
+    rows = _run("goal_uplift.sql", kafka_bootstrap, triggers_topic=triggers, conversions_topic=conversions)
+
+    day = {"window_start": DAY, "window_end": DAY + timedelta(days=1)}
+    holdout = {"holdout": 2, "holdout_converted": 1, "holdout_rate": 0.5}
+    assert sorted(rows, key=lambda r: r["variant"]) == [
+        {**day, "campaign_id": "ab", "variant": "plain", "treated": 2, "treated_converted": 1, "treated_rate": 0.5,
+         **holdout, "uplift": 0.0},
+        {**day, "campaign_id": "ab", "variant": "urgency", "treated": 2, "treated_converted": 2, "treated_rate": 1.0,
+         **holdout, "uplift": 0.5},
     ]
 
 

@@ -8,9 +8,9 @@ import yaml
 from rtm.campaigns import CampaignSet, load_definition
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, settle
 from rtm.events import Event, parse_event
-from rtm.records import SessionRecord, Trigger
+from rtm.records import Conversion, SessionRecord, Trigger
 
-T0 = 1_795_600_000_000  # 2026-11-25T07:06:40Z
+T0 = 1_795_600_000_000  # 2026-11-25T09:46:40Z
 SEC, MIN, HOUR = 1000, 60_000, 3_600_000
 
 
@@ -35,6 +35,7 @@ class User:
         self.state: bytes | None = None
         self.triggers: list[Trigger] = []
         self.sessions: list[SessionRecord] = []
+        self.conversions: list[Conversion] = []
         self.duplicates = 0
         self.next_deadline: int | None = None
 
@@ -42,6 +43,7 @@ class User:
         self.state, self.next_deadline = result.state, result.next_deadline
         self.triggers += result.triggers
         self.sessions += result.sessions
+        self.conversions += result.conversions
         self.duplicates += result.duplicate
         return result.triggers
 

@@ -86,7 +86,8 @@ def test_definitions_from_the_topic_are_json_and_load_like_yaml():
 
 def test_campaigns_are_indexed_by_the_event_types_their_first_step_consumes(shipped):
     ids = lambda cs: [c.id for c in cs]  # noqa: E731
-    assert ids(shipped.starting("checkout", synthetic=False)) == ["user_left_game", "vip_checkout_recommendations"]
+    assert ids(shipped.starting("checkout", synthetic=False)) == ["checkout_reminder_ab", "user_left_game",
+                                                                  "vip_checkout_recommendations"]
     assert ids(shipped.starting("purchase", synthetic=False)) == ["user_left_game"]  # "*" listens to any real event
     assert ids(shipped.starting("user_left_game", synthetic=True)) == ["game_come_back_email"]
     assert ids(shipped.starting("unheard_of", synthetic=True)) == []
@@ -225,3 +226,20 @@ action: {channel: push, endpoint: p, data: {pages: "{{ session.pages }}"}}
     user = User(campaigns)
     user.send(pv("p1", 0), pv("p2", SEC))
     assert [t.data for t in user.triggers] == [{"pages": 1}, {"session": user.sessions[0].session_id}]
+
+
+def test_a_state_saved_before_session_caps_existed_restores_and_counts_from_there(shipped):
+    sale = shipped.get("sale_popup")
+    # UserState and Progress as msgpack arrays, Progress with the five fields it had before
+    # fired_session/fired_in_session: what older checkpoints and savepoints hold.
+    session = [1, event("x", "x", 0).ts, event("x", "x", 0).ts, 1, 1, None]
+    old = msgspec.msgpack.encode([session[1], session[1], "u1", None, 1, session, {},
+                                  {"sale_popup": [sale.fingerprint, None, 3, [], 0]}])
+    state = decode_state(old)
+    progress = state.progress["sale_popup"]
+    assert (progress.fired, progress.fired_in_session, progress.goal) == (3, 0, None)
+    user = User(shipped)
+    user.state = old
+    user.send(event("s1", "page_view", MIN, params={"section": "sale"}),
+              event("s2", "page_view", 2 * MIN, params={"section": "sale"}))
+    assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"]]

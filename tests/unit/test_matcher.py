@@ -70,3 +70,28 @@ action: {channel: push, endpoint: p}
     assert step(campaigns.get("two"), None, scope(event("1", "a", 0)), False, []) is Outcome.ADVANCED
     assert step(campaigns.get("two"), user.progress["two"], scope(event("2", "b", 1)), False, []) is Outcome.COMPLETED
     assert user.progress["two"].run.ids == ["1", "2"]
+
+
+def test_an_absence_event_that_cannot_start_the_pattern_postpones_and_keeps_the_match():
+    campaigns = campaign_set("""
+id: idle
+version: 1
+pattern:
+  steps: [{event: add_to_cart, as: cart}]
+  absence: {for: 1h, event: "*"}
+action: {channel: push, endpoint: p, message: "{{ cart.params.sku }}"}
+""")
+    idle, user = campaigns.get("idle"), new_user()
+
+    def offer_idle(e):
+        return step(idle, user.progress.get("idle"), EventScope(e, user, PROFILE, False, False), False, [])
+
+    assert offer_idle(event("a", "add_to_cart", 0, params={"sku": "s1"})) is Outcome.AWAITING
+    assert offer_idle(event("p", "page_view", 30 * MIN)) is Outcome.AWAITING  # postponed
+    run = user.progress["idle"].run
+    assert run.deadline == event("p", "page_view", 90 * MIN).ts
+    assert run.ids == ["a"] and run.binds["cart"]["params"] == {"sku": "s1"}
+    assert offer_idle(event("a2", "add_to_cart", 40 * MIN, params={"sku": "s2"})) is Outcome.AWAITING  # restarted
+    run = user.progress["idle"].run
+    assert run.ids == ["a2"] and run.binds["cart"]["params"] == {"sku": "s2"}
+    assert run.start == run.deadline - 60 * MIN

@@ -2,10 +2,14 @@
 
 import json
 
+import msgspec
+
 from click.testing import CliRunner
 
+import scenarios
 from rtm.cli.campaigns import campaigns as cli
-from rtm.events import parse_ts
+from rtm.events import parse_event, parse_ts
+from rtm.preview import run_preview
 from rtm.settings import CAMPAIGNS_DIR
 
 EVENTS = [
@@ -42,14 +46,18 @@ def test_preview_prints_triggers_and_settles_at_the_largest_event_time(tmp_path)
     assert result.exit_code == 0, result.output
     fired = triggers(result.stdout)
     assert [t["campaign_id"] for t in fired] == ["welcome_coupon", "vip_checkout_recommendations",
-                                                 "cart_abandoned_email"]
-    assert fired[-1]["data"]["sku"] == "sku-9" and fired[-1]["emitted_at"] is None
+                                                 "checkout_reminder_ab", "cart_abandoned_email", "cart_idle_push"]
+    by_campaign = {t["campaign_id"]: t for t in fired}
+    abandoned = by_campaign["cart_abandoned_email"]
+    assert abandoned["data"]["sku"] == "sku-9" and abandoned["emitted_at"] is None
+    # The checkout a minute after the add postponed the idle push.
+    assert by_campaign["cart_idle_push"]["event_time"] == abandoned["event_time"] + 60_000
 
 
 def test_preview_reports_bad_lines_on_stderr_and_counts(tmp_path):
     result = CliRunner().invoke(cli, files(tmp_path))
     assert "events.jsonl:2: not JSON" in result.stderr
-    assert "5 events, 3 users, 1 duplicates: 3 triggers" in result.stderr
+    assert "5 events, 3 users, 1 duplicates: 5 triggers" in result.stderr
 
 
 def test_preview_until_stops_event_time(tmp_path):
@@ -103,3 +111,9 @@ def test_a_message_past_the_size_limit_is_a_counted_condition_error_and_no_trigg
     assert "warning: echo: rendering failed, no trigger: RenderedTooLarge: the template's value would be 40000 " \
            "characters, above the limit of 32768" in result.stderr
     assert "2 events, 2 users, 0 duplicates, 1 condition errors: 1 triggers" in result.stderr
+
+
+def test_preview_of_the_reference_scenarios_gives_exactly_their_triggers(shipped):
+    profiles = {p["user_id"]: p for p in scenarios.PROFILES}
+    result = run_preview(shipped, (parse_event(json.dumps(e).encode()) for e in scenarios.events()), profiles)
+    assert scenarios.summary(msgspec.to_builtins(result.triggers)) == sorted(scenarios.EXPECTED)

@@ -8,7 +8,7 @@ from msgspec import inspect
 
 from rtm import settings
 from rtm.dlq import dead_letter
-from rtm.records import DeadLetter, SessionRecord, Trigger
+from rtm.records import Conversion, DeadLetter, SessionRecord, Trigger
 from rtm.sessions import Session, record
 from rtm.triggers import make_trigger
 
@@ -25,7 +25,7 @@ def test_a_trigger_is_the_json_of_the_contract_every_field_present_in_order():
         b'{"trigger_id":"' + trigger.trigger_id.encode() + b'","campaign_id":"c","campaign_version":2,'
         b'"user_key":"a1","user_id":null,"anonymous_id":"a1","channel":"popup","endpoint":"web","message":"hi",'
         b'"data":{"coupon":"W5"},"matched_event_ids":["e1"],"event_time":1795600000000,"emitted_at":null,'
-        b'"holdout":false}'
+        b'"holdout":false,"variant":null,"scheduled_for":null}'
     )
 
 
@@ -57,7 +57,7 @@ def _contract_fields(section: str) -> list[str]:
 
 
 @pytest.mark.parametrize("section, record_type", [("Trigger", Trigger), ("Session", SessionRecord),
-                                                  ("Dead letters", DeadLetter)])
+                                                  ("Conversion", Conversion), ("Dead letters", DeadLetter)])
 def test_the_contract_page_names_every_field_of_each_record_in_order(section, record_type):
     assert _contract_fields(section) == list(record_type.__struct_fields__)
 
@@ -81,7 +81,8 @@ def _field_type(info: inspect.Type) -> type:
     return kind
 
 
-@pytest.mark.parametrize("table, record_type", [("kafka_triggers", Trigger), ("kafka_sessions", SessionRecord)])
+@pytest.mark.parametrize("table, record_type", [("kafka_triggers", Trigger), ("kafka_sessions", SessionRecord),
+                                                ("kafka_conversions", Conversion)])
 def test_the_sql_tables_read_fields_the_records_have_with_their_types(table, record_type):
     fields = {f.name: f.type for f in inspect.type_info(record_type).fields}
 

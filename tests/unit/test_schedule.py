@@ -2,7 +2,7 @@
 
 from rtm.schedule import Due, absence_deadlines, next_due
 from rtm.sessions import Session
-from rtm.state import Progress, Run, UserState
+from rtm.state import Held, Progress, Run, UserState
 
 GAP, IDLE = 30, 1000
 
@@ -38,3 +38,13 @@ def test_a_user_is_not_forgotten_while_a_deadline_is_pending():
     assert due(u) == (5000, Due.ABSENCE, "a")
     del u.progress["a"]
     assert due(u) == (1100, Due.EXPIRY, "")
+
+
+def test_a_held_trigger_is_released_at_its_window_before_a_later_deadline_and_keeps_the_user():
+    u = user(last_seen=100, deadlines=[("a", 300)])
+    u.held = [Held(200, "w", b""), Held(250, "w", b"")]
+    assert due(u) == (200, Due.RELEASE, "w")
+    u.held = [Held(5000, "w", b"")]
+    assert due(u) == (300, Due.ABSENCE, "a")
+    del u.progress["a"]
+    assert due(u) == (5000, Due.RELEASE, "w")  # not forgotten at 1100 while a trigger is held
