@@ -11,7 +11,7 @@ source gives Python only the value and throws on tombstones; the Table API route
 them but costs two bridges and a Python operator for every step.)
 
 Rows (their types are declared once, in Java: io.rtm.flink.Inputs and RoutedRecords):
-  input  Row(kind, ts, key, value, topic, partition, offset): what Python functions receive
+  input  Row(kind, ts, key, value, topic, partition, offset): a record as read, in the JVM
   read   Row(user_key, reason, input): a record before keying (reason: why it cannot be keyed)
   keyed  Row(user_key, input framed as bytes): udfs.rows.read_input reads the frame
   routed (output, key, value) framed as bytes: to the topic of `output`; value None writes a
