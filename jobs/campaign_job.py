@@ -1,6 +1,7 @@
-"""The campaign job: events, profiles and campaign updates in; triggers, sessions, conversions out.
+"""The campaign job: events, profiles and campaign updates in; triggers (or suppressed), sessions, conversions out.
 
-    rtm.events ───▶ split ──▶ key by user ──▶ CampaignEngine ──▶ triggers, suppressed, sessions, conversions, late, dlq
+    rtm.events ───▶ split ──▶ key by user ──▶ CampaignEngine ──▶ triggers, suppressed, sessions,
+                                                                  conversions, late, dlq
     rtm.profiles ─▶ split ─┘                      ▲
     rtm.campaigns ─▶ split ─────── broadcast ─────┘      (split: what cannot be keyed ─▶ dlq)
 

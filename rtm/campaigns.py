@@ -463,7 +463,8 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
     for f in audience.exclude:
         exclude = exclude | f.types
     return Campaign(
-        id=d["id"], version=d["version"], priority=d.get("priority", 0), fingerprint=_fingerprint(d), definition=d, pattern=pattern,
+        id=d["id"], version=d["version"], priority=d.get("priority", 0), fingerprint=_fingerprint(d), definition=d,
+        pattern=pattern,
         audience=audience, limits=limits, action=action, emit=emit, goal=goal, send_window=send_window, exit=exits,
         bind_paths={name: frozenset(p) for name, p in paths.items()},
         wakes=tuple(types | exclude for types in pattern.consumes),

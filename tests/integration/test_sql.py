@@ -86,7 +86,8 @@ def test_funnel_gives_conversion_within_the_window_for_treated_and_holdout_and_c
     triggers, events, suppressed = new_topic("triggers"), new_topic("events"), new_topic("suppressed")
     produce(kafka_bootstrap, suppressed, _json([
         {**_trigger("s1", "c1", "popup", "u5", _at("10:00")), "suppressed_reason": "cap popup 1 per session"},
-        {**_trigger("s2", "c1", "popup", "h5", _at("10:01"), holdout=True), "suppressed_reason": "cap popup 1 per session"},
+        {**_trigger("s2", "c1", "popup", "h5", _at("10:01"), holdout=True),
+         "suppressed_reason": "cap popup 1 per session"},
         {**_trigger("s3", "c3", "email", "u6", _at("11:00")), "suppressed_reason": "cap email 3 per 1d"},
     ]))
     produce(kafka_bootstrap, triggers, _json([
@@ -209,7 +210,8 @@ def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_
     result = CliRunner().invoke(main, [
         "sql", "run", str(settings.SQL_DIR / "conversion_funnel.sql"), "--bounded", "--bootstrap", kafka_bootstrap,
         "--set", f"triggers_topic={triggers}", "--set", f"events_topic={events}",
-        "--set", f"suppressed_topic={suppressed}", "--set", "conversion_event=checkout", "--set", "conversion_window=30m",
+        "--set", f"suppressed_topic={suppressed}", "--set", "conversion_event=checkout",
+        "--set", "conversion_window=30m",
     ])
 
     assert result.exit_code == 0, result.output
