@@ -38,6 +38,7 @@ class Policy:
     definition: Mapping[str, Any] | None = None  # as written (JSON on rtm.campaigns); None: no policy
     by_channel: dict[str, tuple[ChannelCap, ...]] = field(init=False)
     memory_ms: dict[str, int] = field(init=False)  # per channel: how long a send time counts
+    per_session: frozenset[str] = field(init=False)  # the channels with a cap per session
 
     def __post_init__(self) -> None:
         by_channel: dict[str, tuple[ChannelCap, ...]] = {}
@@ -45,6 +46,7 @@ class Policy:
             by_channel[cap.channel] = (*by_channel.get(cap.channel, ()), cap)
         object.__setattr__(self, "by_channel", by_channel)
         object.__setattr__(self, "memory_ms", {ch: max(c.per or 0 for c in caps) for ch, caps in by_channel.items()})
+        object.__setattr__(self, "per_session", frozenset(c.channel for c in self.caps if c.per is None))
 
 
 NO_POLICY = Policy()
@@ -87,13 +89,17 @@ def suppressed(trigger: Trigger, reason: str) -> Suppressed:
                       suppressed_reason=reason)
 
 
-def forget_spent(policy: Policy, user: UserState, open_session: int | None, oldest_next: int) -> None:
+def forget_spent(policy: Policy, user: UserState, oldest_next: int) -> None:
     """Drop the send counts that can no longer break a cap: channels the policy no longer
-    caps, and those whose sends are all older than its longest period and not in the open session."""
+    caps, and those whose sends are all older than the channel's longest period and, if it
+    has a cap per session, not in the latest session (open, or closed: a deadline after it
+    still counts in it)."""
     spent = None
     for channel, sends in user.sent.items():
         keep = policy.memory_ms.get(channel)
-        if keep is None or (sends.session != open_session and not any(t > oldest_next - keep for t in sends.recent)):
+        if keep is None or not (
+                any(t > oldest_next - keep for t in sends.recent)
+                or (sends.session == user.sessions and channel in policy.per_session)):
             spent = [channel] if spent is None else [*spent, channel]
     for channel in spent or ():
         del user.sent[channel]

@@ -137,7 +137,7 @@ def _compact(user: UserState, campaigns: CampaignSet, config: EngineConfig) -> N
     oldest_next = user.last_seen - config.allowed_lateness_ms  # the oldest event still applied
     open_session = user.sessions if user.session is not None else None
     if user.sent:
-        arbitration.forget_spent(campaigns.policy, user, open_session, oldest_next)
+        arbitration.forget_spent(campaigns.policy, user, oldest_next)
     spent = None
     for cid, progress in user.progress.items():
         if progress.goal is not None and not goals.still_open(campaigns.goals.get(cid), progress.goal, oldest_next):

@@ -194,3 +194,18 @@ def test_a_changed_policy_applies_to_the_next_trigger_and_without_one_nothing_is
     campaigns.set_policy(None)
     user.send(event("e3", "view", 2 * SEC))
     assert len(user.triggers) == 2 and decode_state(user.state).sent == {}  # forgotten once uncapped
+
+
+def test_a_deadline_after_the_session_closed_counts_in_that_session_even_after_a_settle_in_between():
+    waits = """
+id: waits
+version: 1
+pattern: {steps: [{event: open}], absence: {for: 40m, event: purchase}}
+action: {channel: popup, endpoint: web}
+"""
+    user = User(campaign_set(popup("shown"), waits, policy=ONE_POPUP_A_SESSION))
+    user.send(event("e1", "view", 0), event("e2", "open", SEC))
+    user.settle(35 * MIN)  # the session closed at 30 min 1 s; nothing opened since
+    user.settle(41 * MIN)
+    assert [t.campaign_id for t in user.triggers] == ["shown"] and [t.campaign_id for t in user.suppressed] == [
+        "waits"]
