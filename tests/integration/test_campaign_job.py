@@ -308,10 +308,14 @@ JOURNEY_CAMPAIGNS = {
               "action": {"channel": "popup", "endpoint": "web", "message": "base",
                          "variants": [{"name": "x", "weight": 1, "message": "x"},
                                       {"name": "y", "weight": 1, "message": "y"}]}},
+    # A pop-up on the same event, lower in priority: one pop-up a session, so hello's slot.
+    "promo": {"id": "promo", "version": 1, "priority": -1, "pattern": {"steps": [{"event": "view"}]},
+              "action": {"channel": "popup", "endpoint": "web", "message": "promo"}},
+    POLICY_KEY: {"caps": [{"channel": "popup", "max": 1, "per": "session"}]},
 }
 
 
-def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_converts_as_preview_does(
+def test_live_job_postpones_absences_caps_per_session_assigns_variants_converts_and_suppresses_as_preview_does(
     kafka_bootstrap, new_topic
 ):
     topics = fresh_topics(new_topic)
@@ -360,3 +364,8 @@ def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_conve
     [conversion] = read_json(kafka_bootstrap, topics.conversions, expected=2, timeout_s=5)
     assert conversion["trigger_id"] == hello[-1]["trigger_id"] and conversion["variant"] == hello[-1]["variant"]
     assert [conversion] == msgspec.to_builtins(preview.conversions)
+    # Every view met hello's pop-up (shown, or capped by hello's own once a session) first.
+    suppressed = read_json(kafka_bootstrap, topics.suppressed, expected=100, timeout_s=5)
+    assert {(t["campaign_id"], t["suppressed_reason"]) for t in suppressed} == {("promo", "cap popup 1 per session")}
+    assert len([t for t in suppressed if t["user_key"] == "walker"]) == 3
+    assert sorted(t["trigger_id"] for t in suppressed) == sorted(t.trigger_id for t in preview.suppressed)
