@@ -7,7 +7,7 @@ send window opens); one over a cap goes to rtm.suppressed with the cap as its re
 instead of rtm.triggers. Holdout triggers are checked (the control group meets the
 same caps as everyone) but take no slot: nothing is sent to them. Which of several
 triggers leaving at once takes the last slot is the campaigns' `priority` (the engine
-offers them in that order: rtm.campaigns.CampaignSet.order).
+offers them in that order: rtm.campaigns.visit_order).
 
 Per user and capped channel the state keeps the recent send times (pruned to the
 channel's longest period) and the count in the latest session, as rtm.caps does per

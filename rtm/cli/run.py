@@ -88,7 +88,9 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap, dataclasses.astuple(job_topics), compacted=job_topics.compacted)
     campaigns = startup.with_topic(startup.folder_campaigns(campaigns_dir), bootstrap, job_topics.campaigns, _warn)
-    click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
+    policy = f" and a policy of {len(campaigns.policy.caps)} cap(s)" if campaigns.policy.definition is not None else ""
+    click.echo(f"running {len(campaigns)} campaigns{policy} over {bootstrap}" + (" (bounded)" if bounded else ""),
+               err=True)
     # The context object, when set, makes the environment (jobs/entry.py: the cluster's).
     env = environment() if environment else local_environment(_recovery(bootstrap, job_topics, bounded, fresh))
     if parallelism is not None:
