@@ -1,6 +1,7 @@
-"""The campaign job: events, profiles and campaign updates in; triggers, sessions, conversions out.
+"""The campaign job: events, profiles and campaign updates in; triggers (or suppressed), sessions, conversions out.
 
-    rtm.events ───▶ split ──▶ key by user ──▶ CampaignEngine ──▶ triggers, sessions, conversions, late, dlq
+    rtm.events ───▶ split ──▶ key by user ──▶ CampaignEngine ──▶ triggers, suppressed, sessions,
+                                                                  conversions, late, dlq
     rtm.profiles ─▶ split ─┘                      ▲
     rtm.campaigns ─▶ split ─────── broadcast ─────┘      (split: what cannot be keyed ─▶ dlq)
 
@@ -25,10 +26,10 @@ from jobs.kafka_io import AT_LEAST_ONCE, KafkaIO
 from rtm.settings import Topics
 from rtm.time_rules import TimeRules
 from udfs.campaign_engine import CAMPAIGNS_STATE, CampaignEngine
-from udfs.rows import CAMPAIGN, CONVERSIONS, DLQ, EVENT, LATE, PROFILE, SESSIONS, TRIGGERS, read_routed
+from udfs.rows import CAMPAIGN, CONVERSIONS, DLQ, EVENT, LATE, PROFILE, SESSIONS, SUPPRESSED, TRIGGERS, read_routed
 
 JOB_NAME = "rtm-campaigns"
-OUTPUTS = (TRIGGERS, SESSIONS, CONVERSIONS, DLQ, LATE)  # each to its topic in `run`
+OUTPUTS = (TRIGGERS, SUPPRESSED, SESSIONS, CONVERSIONS, DLQ, LATE)  # each to its topic in `run`
 BOUNDED_CHECKPOINT_INTERVAL_MS = 3_600_000
 
 
@@ -99,8 +100,8 @@ def run(
     campaigns = kafka.read(kafka.kafka_source(topics.campaigns, CAMPAIGN, wall_clock=True),
                            kafka_io.watermarks(0, idle_timeout_ms), "campaigns", "kafka-campaigns")
     outputs = build_pipeline(user_inputs, campaigns, startup_campaigns, rules, profiles)
-    routes = {TRIGGERS: topics.triggers, SESSIONS: topics.sessions, CONVERSIONS: topics.conversions, DLQ: topics.dlq,
-              LATE: topics.late}
+    routes = {TRIGGERS: topics.triggers, SUPPRESSED: topics.suppressed, SESSIONS: topics.sessions,
+              CONVERSIONS: topics.conversions, DLQ: topics.dlq, LATE: topics.late}
     kafka.sink(outputs.engine, routes, "outputs", "kafka-outputs")
     kafka.sink(outputs.dead_letters, {DLQ: topics.dlq}, "dead letters", "kafka-dead-letters")
     return kafka.execute(JOB_NAME, detached=detached)

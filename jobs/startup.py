@@ -1,7 +1,8 @@
-"""What is in effect before the campaign job's first event: the campaign definitions.
+"""What is in effect before the campaign job's first event: the campaign definitions and the policy.
 
-The folder's campaigns, updated by what the campaigns topic holds at start (newer
-versions win), so the start-up set never depends on which input Flink reads first.
+The folder's campaigns and policy, updated by what the campaigns topic holds at start
+(newer versions win; the topic's policy, if any, replaces the folder's, as it would in
+the running job), so the start-up set never depends on which input Flink reads first.
 Profiles need no such step: the job reads them through its own sources (jobs.campaign_job).
 """
 
@@ -11,16 +12,17 @@ from typing import Callable
 
 from rtm import kafka_clients
 from rtm.campaign_updates import apply_update
-from rtm.campaigns import CampaignSet, load_paths
+from rtm.arbitration import POLICY_KEY
+from rtm.campaigns import CampaignSet, load_set
 from rtm.errors import RtmError
 
 
 def folder_campaigns(folder: Path) -> CampaignSet:
-    """The campaigns of a folder; raises RtmError listing every problem."""
-    loaded, issues = load_paths([folder])
+    """The campaigns and the policy of a folder; raises RtmError listing every problem."""
+    campaigns, issues = load_set([folder])
     if issues:
         raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
-    return CampaignSet(loaded)
+    return campaigns
 
 
 def with_topic(campaigns: CampaignSet, bootstrap: str, topic: str, warn: Callable[[str], None]) -> CampaignSet:
@@ -36,5 +38,9 @@ def with_topic(campaigns: CampaignSet, bootstrap: str, topic: str, warn: Callabl
 
 
 def definitions(campaigns: CampaignSet) -> dict[str, str]:
-    """Campaign id -> definition JSON: how the job receives its start-up set."""
-    return {campaign.id: json.dumps(campaign.definition) for campaign in campaigns}
+    """Campaign id -> definition JSON, and the policy's under its key: how the job receives
+    its start-up set."""
+    definitions = {campaign.id: json.dumps(campaign.definition) for campaign in campaigns}
+    if campaigns.policy.definition is not None:
+        definitions[POLICY_KEY] = json.dumps(campaigns.policy.definition)
+    return definitions

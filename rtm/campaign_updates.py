@@ -6,16 +6,21 @@ and agree on what is refused.
 
 import msgspec
 
+from rtm.arbitration import POLICY_KEY
 from rtm.campaigns import CampaignSet
 
 
 def apply_update(campaigns: CampaignSet, campaign_id: str, definition: str | bytes | None) -> None:
     """Apply the record with message key `campaign_id` and value `definition` (JSON; None,
-    a tombstone, retires the campaign).
+    a tombstone, retires the campaign). The key POLICY_KEY carries the job's policy
+    instead: its record replaces the policy, its tombstone removes it.
 
     Raises ValueError (CampaignError among them) saying why it is refused; the running
     version then stays.
     """
+    if campaign_id == POLICY_KEY:
+        campaigns.set_policy(definition)
+        return
     if definition is None:
         campaigns.retire(campaign_id)
         return

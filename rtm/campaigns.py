@@ -4,7 +4,8 @@ Validation has two layers: the JSON Schema (rtm/campaign.schema.json, package da
 library needs no checkout; campaigns/campaign.schema.json links to it for editors) checks
 the structure; compiling checks what a schema cannot (conditions, templates, bindings, state
 names). Every problem becomes an Issue naming the source, the line (for YAML files), the
-field and what is allowed.
+field and what is allowed. The job's policy (campaigns/policy.yaml, rtm.arbitration) is
+loaded the same way, against the schema's `$defs.policy`.
 """
 
 import hashlib
@@ -21,6 +22,7 @@ import jsonschema
 import msgspec
 import yaml
 
+from rtm.arbitration import NO_POLICY, POLICY_KEY, ChannelCap, Policy
 from rtm.errors import RtmError
 from rtm.expressions import ExpressionError, Expression, Payload, Scope, Template, merge_paths
 from rtm.goals import Goal
@@ -31,6 +33,7 @@ from rtm.variants import Variant
 
 SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
 SESSION = "session"  # `limits.per: session`: a cap per session instead of per period
+POLICY_FILE = "policy.yaml"  # in a campaigns folder: the job's policy, not a campaign
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Emit:
 class Campaign:
     id: str
     version: int
+    priority: int  # of several triggers leaving at once, the higher takes the last slot under a channel cap
     fingerprint: int  # of the whole definition: any change drops partial matches
     definition: Mapping[str, Any]
     pattern: Pattern
@@ -126,11 +130,13 @@ class Campaign:
     reads_session_id: bool  # some condition or template reads session.id (or the whole session)
 
 
-def _schema_validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
-
-
-_validator = cache(_schema_validator)
+@cache
+def _validator(definition: str = "") -> jsonschema.Draft202012Validator:
+    """The schema's validator: of a campaign, or of one of its `$defs` (the policy)."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    if definition:
+        schema = {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+    return jsonschema.Draft202012Validator(schema)
 
 
 def load_definition(definition: Any, source: str = "<definition>",
@@ -139,42 +145,43 @@ def load_definition(definition: Any, source: str = "<definition>",
 
     Raises CampaignError listing every problem; `lines` maps field paths to YAML lines.
     """
-    lines = lines or {}
+    return _validated(_validator(), _compile, definition, source, lines or {})
+
+
+def load_policy(definition: Any, source: str = "<policy>", lines: Mapping[tuple, int] | None = None) -> Policy:
+    """Validate and compile the job's policy (a dict as parsed from YAML or JSON), as load_definition."""
+    return _validated(_validator("policy"), _compile_policy, definition, source, lines or {})
+
+
+def _validated(validator: jsonschema.Draft202012Validator, compile: Callable[[Any], Any], definition: Any,
+               source: str, lines: Mapping[tuple, int]) -> Any:
     issues = sorted((Issue(source, _line_of(lines, tuple(err.absolute_path)), _dotted(err.absolute_path), _explain(err))
-                     for err in _validator().iter_errors(definition)), key=lambda i: (i.line or 0, i.field))
+                     for err in validator.iter_errors(definition)), key=lambda i: (i.line or 0, i.field))
     if not issues:
         try:
-            return _compile(definition)
+            return compile(definition)
         except FieldError as err:
             path = _parse_dotted(err.field)
             issues.append(Issue(source, _line_of(lines, path), err.field, err.message))
     raise CampaignError(issues)
 
 
-def parse_definition(raw: bytes | str, source: str = "<rtm.campaigns>") -> Campaign:
-    """A definition as published on rtm.campaigns (JSON)."""
+def _decode_json(raw: bytes | str, source: str) -> Any:
     try:
-        definition = msgspec.json.decode(raw)
+        return msgspec.json.decode(raw)
     except msgspec.DecodeError as err:
         raise CampaignError([Issue(source, None, "", f"not JSON: {err}")]) from None
-    return load_definition(definition, source)
+
+
+def parse_definition(raw: bytes | str, source: str = "<rtm.campaigns>") -> Campaign:
+    """A definition as published on rtm.campaigns (JSON)."""
+    return load_definition(_decode_json(raw, source), source)
 
 
 def load_file(path: Path) -> Campaign:
     """One campaigns/<id>.yaml file; its id must equal the file's stem."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CampaignError([Issue(source, None, "", f"cannot read: {err}")]) from None
-    try:
-        definition, lines, duplicates = _yaml_with_lines(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(err, "problem", None) or str(err)
-        raise CampaignError([Issue(source, line, "", f"YAML syntax error: {problem}")]) from None
-    issues = [Issue(source, line, _dotted(p), "key given twice; keep one") for p, line in duplicates]
+    definition, lines, issues = _read_yaml(path)
     if isinstance(definition, dict) and definition.get("id") != path.stem:
         issues.append(Issue(source, lines.get(("id",)), "id",
                             f"{definition.get('id')!r} must equal the file name {path.stem!r}"))
@@ -187,8 +194,47 @@ def load_file(path: Path) -> Campaign:
     return campaign
 
 
+def load_policy_file(path: Path) -> Policy:
+    """The policy file (campaigns/policy.yaml)."""
+    definition, lines, issues = _read_yaml(path)
+    try:
+        policy = load_policy(definition, str(path), lines)
+    except CampaignError as err:
+        issues += err.issues
+    if issues:
+        raise CampaignError(issues)
+    return policy
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int], list[Issue]]:
+    """A YAML file's data, the line of each field path, and its duplicate keys as issues."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CampaignError([Issue(source, None, "", f"cannot read: {err}")]) from None
+    try:
+        definition, lines, duplicates = _yaml_with_lines(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(err, "problem", None) or str(err)
+        raise CampaignError([Issue(source, line, "", f"YAML syntax error: {problem}")]) from None
+    return definition, lines, [Issue(source, line, _dotted(p), "key given twice; keep one") for p, line in duplicates]
+
+
 def campaign_files(paths: Iterable[Path]) -> list[Path]:
-    """The YAML files named by paths (files or folders, not recursive), sorted."""
+    """The YAML files named by paths (files or folders, not recursive), sorted; a file
+    named policy.yaml is the policy (policy_files), not a campaign."""
+    return [p for p in _yaml_files(paths) if p.name != POLICY_FILE]
+
+
+def policy_files(paths: Iterable[Path]) -> list[Path]:
+    """The policy files among paths (policy.yaml, or a folder's)."""
+    return [p for p in _yaml_files(paths) if p.name == POLICY_FILE]
+
+
+def _yaml_files(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -219,14 +265,38 @@ def load_paths(paths: Iterable[Path]) -> tuple[list[Campaign], list[Issue]]:
     return campaigns, issues
 
 
+def load_set(paths: Iterable[Path]) -> tuple["CampaignSet", list[Issue]]:
+    """The campaigns and the policy under paths, as one set, and every issue of every file."""
+    paths = list(paths)
+    campaigns, issues = load_paths(paths)
+    policy, found = NO_POLICY, policy_files(paths)
+    if len(found) > 1:
+        issues.append(Issue(str(found[1]), None, "", f"a second policy (the first: {found[0]}); the job has one, "
+                                                     f"keep one"))
+    elif found:
+        try:
+            policy = load_policy_file(found[0])
+        except CampaignError as err:
+            issues += err.issues
+    return CampaignSet(campaigns, policy), issues
+
+
+def visit_order(campaign: Campaign) -> tuple[int, str]:
+    """The order the engine offers an event to campaigns: higher priority first, then by id
+    (so of the triggers completing on one event, the higher priority's leaves first)."""
+    return -campaign.priority, campaign.id
+
+
 class CampaignSet:
-    """The running campaigns, compiled once, indexed by the event types they consume.
+    """The running campaigns, compiled once, indexed by the event types they consume, and
+    the job's policy.
 
     The Flink job builds it from its broadcast state and applies rtm.campaigns updates
-    with upsert/retire; preview builds it from files.
+    with upsert/retire/set_policy; preview builds it from files.
     """
 
-    def __init__(self, campaigns: Iterable[Campaign] = ()) -> None:
+    def __init__(self, campaigns: Iterable[Campaign] = (), policy: Policy = NO_POLICY) -> None:
+        self.policy = policy
         self._by_id: dict[str, Campaign] = {c.id: c for c in campaigns}
         # The campaign of an id, or None: the dict's own get (called per campaign a user has state for).
         self.get: Callable[[str], Campaign | None] = self._by_id.get
@@ -234,16 +304,20 @@ class CampaignSet:
 
     @classmethod
     def from_definitions(cls, definitions: Mapping[str, Any]) -> "CampaignSet":
-        """From campaign id -> definition (dict, or JSON text/bytes as on rtm.campaigns)."""
-        campaigns, issues = [], []
+        """From campaign id -> definition (dict, or JSON text/bytes as on rtm.campaigns), the
+        policy's under its key (POLICY_KEY)."""
+        campaigns, issues, policy = [], [], NO_POLICY
         for key, definition in sorted(definitions.items()):
             try:
-                campaigns.append(_load_any(definition, f"campaign {key}"))
+                if key == POLICY_KEY:
+                    policy = _policy_any(definition)
+                else:
+                    campaigns.append(_load_any(definition, f"campaign {key}"))
             except CampaignError as err:
                 issues += err.issues
         if issues:
             raise CampaignError(issues)
-        return cls(campaigns)
+        return cls(campaigns, policy)
 
     def upsert(self, definition: Any) -> Campaign:
         """Add or replace one campaign; on any error the running version stays."""
@@ -262,12 +336,20 @@ class CampaignSet:
         self._reindex()
         return campaign
 
+    def set_policy(self, definition: Any) -> None:
+        """Replace the policy (None: no policy); on any error the running one stays."""
+        self.policy = NO_POLICY if definition is None else _policy_any(definition)
+
     def retire(self, campaign_id: str) -> bool:
         """Remove a campaign (users' state for it is dropped when next touched)."""
         found = self._by_id.pop(campaign_id, None) is not None
         if found:
             self._reindex()
         return found
+
+    def rank(self, campaign_id: str) -> tuple[int, str]:
+        """The visit order of a running campaign, by id."""
+        return visit_order(self._by_id[campaign_id])
 
     def __contains__(self, campaign_id: object) -> bool:
         return campaign_id in self._by_id
@@ -287,7 +369,7 @@ class CampaignSet:
     def _reindex(self) -> None:
         named: dict[str, list[Campaign]] = {}
         any_type: list[Campaign] = []
-        for campaign in self:
+        for campaign in sorted(self._by_id.values(), key=visit_order):
             starts = campaign.wakes[0]
             for name in starts.names:
                 named.setdefault(name, []).append(campaign)
@@ -302,13 +384,30 @@ class CampaignSet:
         self.exits = {c.id: c.exit for c in self if c.exit}  # what cancels a held trigger
         self._any = tuple(any_type)
         self.reads_session_id = any(c.reads_session_id for c in self)
-        self._real = {t: tuple(sorted({*cs, *any_type}, key=lambda c: c.id)) for t, cs in named.items()}
+        self._real = {t: tuple(sorted({*cs, *any_type}, key=visit_order)) for t, cs in named.items()}
 
 
 def _load_any(definition: Any, source: str) -> Campaign:
     if isinstance(definition, (bytes, str)):
         return parse_definition(definition, source)
     return load_definition(definition, source)
+
+
+def _policy_any(definition: Any) -> Policy:
+    source = f"policy {POLICY_KEY}"
+    return load_policy(_decode_json(definition, source) if isinstance(definition, (bytes, str)) else definition, source)
+
+
+def _compile_policy(d: Mapping[str, Any]) -> Policy:
+    caps, seen = [], {}
+    for i, spec in enumerate(d["caps"]):
+        channel, per = spec["channel"], spec["per"]
+        if (channel, per) in seen:
+            raise FieldError(f"caps[{i}]", f"{channel} per {per} is capped by caps[{seen[channel, per]}] too; keep one")
+        seen[channel, per] = i
+        caps.append(ChannelCap(channel, spec["max"], None if per == SESSION else duration_field(per, f"caps[{i}].per"),
+                               f"cap {channel} {spec['max']} per {per}"))
+    return Policy(tuple(caps), d)
 
 
 def _compile(d: Mapping[str, Any]) -> Campaign:
@@ -364,7 +463,8 @@ def _compile(d: Mapping[str, Any]) -> Campaign:
     for f in audience.exclude:
         exclude = exclude | f.types
     return Campaign(
-        id=d["id"], version=d["version"], fingerprint=_fingerprint(d), definition=d, pattern=pattern,
+        id=d["id"], version=d["version"], priority=d.get("priority", 0), fingerprint=_fingerprint(d), definition=d,
+        pattern=pattern,
         audience=audience, limits=limits, action=action, emit=emit, goal=goal, send_window=send_window, exit=exits,
         bind_paths={name: frozenset(p) for name, p in paths.items()},
         wakes=tuple(types | exclude for types in pattern.consumes),

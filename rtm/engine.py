@@ -4,9 +4,10 @@ The Flink job keeps one serialised UserState (rtm.state) per user key and calls
 apply_event for each event and settle when the user's timer fires; preview calls the
 same functions over files, so both give the same triggers. Rules of time: docs/CONTRACTS.md,
 "Time". One call: decode the state, settle what falls due (rtm.schedule), offer the
-event to each campaign that consumes its type (one rtm.matcher step each), fire the
-completed matches the caps allow (rtm.caps) now or when their send window opens
-(rtm.send_windows), record the goals reached (rtm.goals), encode the state.
+event to each campaign that consumes its type (one rtm.matcher step each, higher
+priority first), fire the completed matches the caps allow (rtm.caps) now or when their
+send window opens (rtm.send_windows), and as they leave, suppress those over the policy's
+channel caps (rtm.arbitration); record the goals reached (rtm.goals), encode the state.
 """
 
 import hashlib
@@ -16,12 +17,12 @@ from typing import Any
 
 import msgspec
 
-from rtm import caps, goals, send_windows, sessions
-from rtm.campaigns import Campaign, CampaignSet
+from rtm import arbitration, caps, goals, send_windows, sessions
+from rtm.campaigns import Campaign, CampaignSet, visit_order
 from rtm.events import Event
 from rtm.matcher import AWAITING, COMPLETED, IGNORED, step
 from rtm.patterns import INITIAL
-from rtm.records import Conversion, SessionRecord, Trigger
+from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
 from rtm.schedule import ABSENCE, RELEASE, SESSION_END, absence_deadlines, next_due
 from rtm.state import GoalWait, Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
@@ -55,6 +56,7 @@ class Result(msgspec.Struct, gc=False):  # a Struct: one per call, and cheaper t
     triggers: list[Trigger] = []
     sessions: list[SessionRecord] = []
     conversions: list[Conversion] = []  # goals reached (rtm.goals)
+    suppressed: list[Suppressed] = []  # triggers over a channel cap of the policy (rtm.arbitration)
     dropped: list[str] = []  # triggers outside their send window that could not be held, and why
     duplicate: bool = False  # the event was a duplicate and was dropped
     late: bool = False  # the event was too far behind the user's latest event and was dropped
@@ -134,6 +136,8 @@ def _compact(user: UserState, campaigns: CampaignSet, config: EngineConfig) -> N
     """Forget campaign standings that can no longer change an outcome."""
     oldest_next = user.last_seen - config.allowed_lateness_ms  # the oldest event still applied
     open_session = user.sessions if user.session is not None else None
+    if user.sent:
+        arbitration.forget_spent(campaigns.policy, user, oldest_next)
     spent = None
     for cid, progress in user.progress.items():
         if progress.goal is not None and not goals.still_open(campaigns.goals.get(cid), progress.goal, oldest_next):
@@ -153,13 +157,13 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
     """Settle every item due at or before `now`, in order; None when the user expired (the
     expiry comes after every deadline, so `deadlines` is empty then)."""
     while True:
-        at, kind, cid = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms)
+        at, kind, cid = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms, campaigns.rank)
         if at > now:
             return user
         if kind is ABSENCE:
             _absence_passed(user, deadlines, campaigns.get(cid), at, campaigns, profile, config, out)
         elif kind is RELEASE:
-            out.triggers += send_windows.release_due(user, at, campaigns)
+            _release(user, at, campaigns, out)
         elif kind is SESSION_END:
             out.sessions.append(sessions.record("session_end", user.session, user.key, user.user_id,
                                                 user.anonymous_id))
@@ -175,10 +179,29 @@ def _absence_passed(user: UserState, deadlines: dict[str, int], campaign: Campai
     run, progress.run = progress.run, None
     marker = _synthetic_event(user, "absence", f"absence:{campaign.id}:{at}", at, {})
     scope = EventScope(marker, user, profile, False, campaigns.reads_session_id)
-    signal = _fire(campaign, progress, run, scope, scope.event_id, out)
+    signal = _fire(campaign, progress, run, scope, scope.event_id, campaigns.policy, out)
     if signal is not None:
         _feed_signal(scope.for_event(signal), 1, deadlines, campaigns, config, out)
 
+
+def _release(user: UserState, at: int, campaigns: CampaignSet, out: Result) -> None:
+    """The held triggers whose send window opens at `at` leave, higher priority first, within the channel caps."""
+    released = send_windows.release_due(user, at, campaigns)
+    policy = campaigns.policy
+    if not policy.caps:
+        out.triggers += released
+        return
+    if len(released) > 1:
+        released.sort(key=lambda t: visit_order(campaigns.get(t.campaign_id)))
+    for trigger in released:
+        reason = arbitration.admit(policy, user, trigger, at)
+        if reason is None:
+            out.triggers.append(trigger)
+            continue
+        out.suppressed.append(arbitration.suppressed(trigger, reason))
+        progress = user.progress.get(trigger.campaign_id)
+        if progress is not None and progress.goal is not None and progress.goal.trigger_id == trigger.trigger_id:
+            progress.goal = None  # never sent: nothing to convert
 
 # -- events -----------------------------------------------------------------------------
 
@@ -224,8 +247,8 @@ def _apply(user: UserState | None, deadlines: dict[str, int], event: Event, id_h
 
 
 def _visits(user: UserState, etype: str, synthetic: bool, campaigns: CampaignSet) -> Sequence[Campaign]:
-    """The campaigns that consume an event of this type, in campaign id order: those that start
-    on it, and those whose partial match consumes it."""
+    """The campaigns that consume an event of this type, in visit order (priority, then id):
+    those that start on it, and those whose partial match consumes it."""
     visits = campaigns.starting(etype, synthetic)
     woken = None
     for cid, progress in user.progress.items():
@@ -237,7 +260,7 @@ def _visits(user: UserState, etype: str, synthetic: bool, campaigns: CampaignSet
                 now = wakes[campaign.pattern.waiting if run.deadline is not None else run.state]
                 if etype in now.names or (now.any and not synthetic):
                     woken = [campaign] if woken is None else [*woken, campaign]
-    return visits if woken is None else sorted((*visits, *woken), key=_campaign_id)
+    return visits if woken is None else sorted((*visits, *woken), key=visit_order)
 
 
 def _feed(scope: EventScope, visits: Sequence[Campaign], synthetic: bool, depth: int, deadlines: dict[str, int],
@@ -260,7 +283,7 @@ def _feed(scope: EventScope, visits: Sequence[Campaign], synthetic: bool, depth:
                 del deadlines[cid]
             if outcome is COMPLETED:
                 run, progress.run = progress.run, None
-                signal = _fire(campaign, progress, run, scope, None, out)
+                signal = _fire(campaign, progress, run, scope, None, campaigns.policy, out)
                 if signal is not None:
                     emitted.append(signal)
         if len(errors) > reported:
@@ -281,14 +304,11 @@ def _feed_signal(scope: EventScope, depth: int, deadlines: dict[str, int], campa
         _feed(scope, visits, True, depth, deadlines, campaigns, config, out)
 
 
-def _campaign_id(campaign: Campaign) -> str:
-    return campaign.id
-
-
 def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, marker_id: str | None,
-          out: Result) -> dict[str, Any] | None:
+          policy: arbitration.Policy, out: Result) -> dict[str, Any] | None:
     """A completed match (`marker_id`: by its absence deadline), caps permitting: its trigger
-    goes into `out`; an emit campaign's synthetic event is returned, to be fed back."""
+    goes into `out` (suppressed, over a channel cap of `policy`); an emit campaign's
+    synthetic event is returned, to be fed back."""
     user, ts = scope.user, scope.ts
     limits = campaign.limits
     if not caps.may_fire(limits, progress, ts, user.sessions):
@@ -321,6 +341,11 @@ def _fire(campaign: Campaign, progress: Progress, run: Run, scope: EventScope, m
             return None
         if release - ts > window.within:
             out.dropped.append(f"{campaign.id}: its send window opens after send_window.within")
+            return None
+    elif policy.caps and campaign.action is not None:  # leaves now: the channel caps decide (a held one's at release)
+        reason = arbitration.admit(policy, user, trigger, ts)
+        if reason is not None:  # not sent, so not counted by the campaign's caps either, nor waiting for its goal
+            out.suppressed.append(arbitration.suppressed(trigger, reason))
             return None
     caps.count_completion(limits, progress, ts, user.sessions)
     if campaign.action is not None:

@@ -15,7 +15,7 @@ from typing import Any
 from rtm.campaigns import CampaignSet
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
 from rtm.events import Event, InvalidEvent, InvalidProfile, parse_event, parse_profile
-from rtm.records import Conversion, SessionRecord, Trigger
+from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
 from rtm.time_rules import DEFAULT_MAX_FUTURE_MS, too_far_ahead
 
 OnError = Callable[[str], None]
@@ -24,6 +24,7 @@ OnError = Callable[[str], None]
 @dataclass
 class PreviewResult:
     triggers: list[Trigger] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)  # over a channel cap of the policy
     sessions: list[SessionRecord] = field(default_factory=list)
     conversions: list[Conversion] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -122,6 +123,8 @@ def _collect(out: PreviewResult, states: dict[str, bytes], key: str, result: Res
         out.triggers += result.triggers
     if result.sessions:
         out.sessions += result.sessions
+    if result.suppressed:
+        out.suppressed += result.suppressed
     if result.conversions:
         out.conversions += result.conversions
     if result.errors:

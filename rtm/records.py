@@ -39,6 +39,13 @@ class Trigger(msgspec.Struct, kw_only=True, gc=False):
     scheduled_for: int | None = None  # held for the send window: the event time it left (rtm.send_windows)
 
 
+class Suppressed(Trigger, kw_only=True, gc=False):
+    """`rtm.suppressed`: a trigger the policy's channel caps held back (docs/CONTRACTS.md,
+    "Suppressed"): the trigger's fields, then why; built by rtm.arbitration.suppressed."""
+
+    suppressed_reason: str  # the cap it would have broken, e.g. "cap popup 1 per session"
+
+
 class Conversion(msgspec.Struct, kw_only=True, gc=False):
     """`rtm.conversions`: a campaign's goal reached after one of its triggers (docs/CONTRACTS.md,
     "Conversion"); built by rtm.goals.record."""

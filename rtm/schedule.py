@@ -7,7 +7,9 @@ the campaigns for absence deadlines once per call (`absence_deadlines`) and keep
 map up to date as matches change; the session end and the expiry are read off the state.
 """
 
+from collections.abc import Callable
 from enum import IntEnum
+from typing import Any
 
 from rtm.state import UserState
 
@@ -31,14 +33,19 @@ def absence_deadlines(user: UserState) -> dict[str, int]:
             if p.run is not None and p.run.deadline is not None}
 
 
-def next_due(user: UserState, deadlines: dict[str, int], session_gap_ms: int,
-             idle_expiry_ms: int) -> tuple[int, Due, str]:
-    """The earliest item: (time, kind, campaign id or "")."""
+def _by_id(campaign_id: str) -> str:
+    return campaign_id
+
+
+def next_due(user: UserState, deadlines: dict[str, int], session_gap_ms: int, idle_expiry_ms: int,
+             rank: Callable[[str], Any] = _by_id) -> tuple[int, Due, str]:
+    """The earliest item: (time, kind, campaign id or ""); of deadlines due at the same
+    time, the campaign of the lowest `rank` (the engine's: priority, then id)."""
     # Plain loops and comparisons: this runs at least twice per call, min()/max() cost more.
     expiry = user.last_seen + idle_expiry_ms
     due_at = due_cid = None
     for cid, at in deadlines.items():
-        if due_at is None or at < due_at or (at == due_at and cid < due_cid):
+        if due_at is None or at < due_at or (at == due_at and rank(cid) < rank(due_cid)):
             due_at, due_cid = at, cid
         if at > expiry:
             expiry = at  # a user is never forgotten while a deadline is pending

@@ -35,6 +35,7 @@ SESSIONS_TOPIC = "rtm.sessions"
 DLQ_TOPIC = "rtm.dlq"
 LATE_TOPIC = "rtm.late"
 CONVERSIONS_TOPIC = "rtm.conversions"
+SUPPRESSED_TOPIC = "rtm.suppressed"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Topics:
     dlq: str = DLQ_TOPIC
     late: str = LATE_TOPIC
     conversions: str = CONVERSIONS_TOPIC
+    suppressed: str = SUPPRESSED_TOPIC
 
     @property
     def compacted(self) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ DEFAULTS = {
     "triggers_topic": settings.TRIGGERS_TOPIC,
     "sessions_topic": settings.SESSIONS_TOPIC,
     "conversions_topic": settings.CONVERSIONS_TOPIC,
+    "suppressed_topic": settings.SUPPRESSED_TOPIC,
     "group_id": "rtm-sql",
     "startup_mode": "earliest-offset",
     "watermark_delay": "5s",

@@ -2,8 +2,9 @@
 
 It holds, per campaign, only the partial match (state number, start, matched ids, the
 bound fields later conditions read, the absence deadline), the caps and the trigger
-waiting for its goal; and the triggers held for a send window: never the events
-themselves. The layout is what savepoints hold: change it only compatibly.
+waiting for its goal; the triggers held for a send window; and the sends per channel
+the policy caps: never the events themselves. The layout is what savepoints hold:
+change it only compatibly.
 A state is a tree, never a cycle, so the garbage collector need not track it (gc=False):
 one is decoded per event.
 """
@@ -57,6 +58,14 @@ class Held(msgspec.Struct, array_like=True, gc=False):
     trigger: bytes  # the trigger, msgpack-encoded, scheduled_for not yet set
 
 
+class Sends(msgspec.Struct, array_like=True, gc=False):
+    """A user's triggers on one channel the policy caps (rtm.arbitration)."""
+
+    recent: list[int] = []  # times sent, within the channel's longest cap period
+    session: int = 0  # session index of the latest send...
+    in_session: int = 0  # ...and sends in that session
+
+
 class UserState(msgspec.Struct, array_like=True, gc=False):
     last_seen: int  # largest event time applied
     first_seen: int
@@ -67,6 +76,7 @@ class UserState(msgspec.Struct, array_like=True, gc=False):
     seen: dict[int, int] = {}  # hash(event_id) -> ts, oldest first, for dedup
     progress: dict[str, Progress] = {}
     held: list[Held] = []  # in release order
+    sent: dict[str, Sends] = {}  # channel -> sends, for the policy's channel caps
 
     @property
     def key(self) -> str:

@@ -7,7 +7,7 @@ from jobs.environment import local_environment
 from jobs import campaign_job
 from kafka_helpers import consume_all
 from rtm import settings
-from rtm.campaigns import load_paths
+from jobs import startup
 from rtm.time_rules import TimeRules
 from rtm.waiting import wait_until
 
@@ -16,14 +16,13 @@ def fresh_topics(new_topic, event_partitions: int = 1) -> settings.Topics:
     return settings.Topics(
         events=new_topic("events", partitions=event_partitions), profiles=new_topic("profiles"), campaigns=new_topic("campaigns"),
         triggers=new_topic("triggers"), sessions=new_topic("sessions"), dlq=new_topic("dlq"), late=new_topic("late"),
-        conversions=new_topic("conversions"),
+        conversions=new_topic("conversions"), suppressed=new_topic("suppressed"),
     )
 
 
 def shipped_campaigns() -> dict[str, str]:
-    loaded, issues = load_paths([settings.CAMPAIGNS_DIR])
-    assert not issues, issues
-    return {c.id: json.dumps(c.definition) for c in loaded}
+    """The campaigns and the policy of campaigns/, as the job receives them."""
+    return startup.definitions(startup.folder_campaigns(settings.CAMPAIGNS_DIR))
 
 
 def run_bounded(bootstrap, topics, until=None, campaigns=None, parallelism=None):

@@ -36,12 +36,13 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.time_rules import TimeRules, event_timer_to_arm, wall_timer_to_arm
-from udfs.rows import CONVERSIONS, END, LATE, PROFILE, SESSIONS, TRIGGERS, read_input, refuse, routed_out
+from udfs.rows import CONVERSIONS, END, LATE, PROFILE, SESSIONS, SUPPRESSED, TRIGGERS, read_input, refuse, routed_out
 
 log = logging.getLogger(__name__)
 
 # The job's state, all of it. Broadcast: campaign id -> its definition as published (JSON
-# text); "" marks a retired campaign, so a bootstrap version does not come back after a restore.
+# text), and the policy's under its key (rtm.arbitration.POLICY_KEY); "" marks a retired
+# campaign or a removed policy, so a bootstrap version does not come back after a restore.
 CAMPAIGNS_STATE = MapStateDescriptor("campaigns", Types.STRING(), Types.STRING())
 RETIRED = ""
 # Keyed: one UserSlot (below) per user key, msgpack. Pickled, though it holds bytes: PyFlink's
@@ -84,7 +85,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
     """Keyed input: input rows of events and profiles; broadcast input: keyed rows of
     campaign records, and the END of a bounded input.
 
-    Output: routed records keyed by user key for TRIGGERS, SESSIONS, CONVERSIONS and LATE, and dead
+    Output: routed records keyed by user key for TRIGGERS, SUPPRESSED, SESSIONS, CONVERSIONS and LATE, and dead
     letters (DLQ) of events and profiles that break the contract and of rejected campaign
     updates.
     """
@@ -105,6 +106,7 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         self._rejected = metrics.counter("rejected_campaigns")
         self._condition_errors = metrics.counter("condition_errors")
         self._dropped_triggers = metrics.counter("dropped_triggers")  # outside a send window, not holdable
+        self._suppressed = metrics.counter("suppressed_triggers")  # over a channel cap of the policy
         self._engine_errors = metrics.counter("engine_errors")
         self._campaigns: CampaignSet | None = None
         # Where event time stops: --until, or the largest event time of a bounded input
@@ -244,12 +246,14 @@ class CampaignEngine(KeyedBroadcastProcessFunction):
         if result.dropped:
             self._dropped_triggers.inc(len(result.dropped))
         rows = []
-        if result.triggers:
-            emitted_at = _wall_ms()
-            for trigger in result.triggers:
-                trigger.emitted_at = emitted_at
-                rows.append(routed_out(TRIGGERS, key, _encode_json(trigger)))
-            self._triggers.inc(len(result.triggers))
+        for output, triggers, counter in ((TRIGGERS, result.triggers, self._triggers),
+                                          (SUPPRESSED, result.suppressed, self._suppressed)):
+            if triggers:
+                emitted_at = _wall_ms()
+                for trigger in triggers:
+                    trigger.emitted_at = emitted_at
+                    rows.append(routed_out(output, key, _encode_json(trigger)))
+                counter.inc(len(triggers))
         for session in result.sessions:
             rows.append(routed_out(SESSIONS, key, _encode_json(session)))
         for conversion in result.conversions:

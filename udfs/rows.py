@@ -22,6 +22,7 @@ EVENT, PROFILE, CAMPAIGN, END = "event", "profile", "campaign", "end"
 # Every record leaves on the main output as a routed record: PyFlink 2.3 drops side outputs
 # yielded from on_timer of a KeyedBroadcastProcessFunction.
 TRIGGERS, SESSIONS, CONVERSIONS, LATE = "triggers", "sessions", "conversions", "late"
+SUPPRESSED = "suppressed"  # triggers over a channel cap of the policy (rtm.arbitration)
 DLQ = "dlq"  # dead letters; the JVM routes its own to the same name (io.rtm.flink.DeadLetters.OUTPUT)
 
 

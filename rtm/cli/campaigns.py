@@ -7,7 +7,8 @@ import click
 import msgspec
 
 from rtm import kafka_broker, kafka_clients, settings
-from rtm.campaigns import CampaignSet, campaign_files, load_paths
+from rtm.arbitration import POLICY_KEY
+from rtm.campaigns import CampaignSet, campaign_files, load_set, policy_files
 from rtm.errors import RtmError
 from rtm.cli.options import bootstrap_option, engine_options, max_future_option, until_option
 from rtm.preview import read_events, read_profiles, run_preview
@@ -22,17 +23,19 @@ def campaigns():
 @campaigns.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
-    """Check campaign files (default: campaigns/); every problem names file, line and field."""
+    """Check campaign files and the policy (policy.yaml; default: campaigns/); every problem
+    names file, line and field."""
     paths = paths or (Path("campaigns"),)
-    files = campaign_files(paths)
-    loaded, issues = load_paths(paths)
+    files = campaign_files(paths) + policy_files(paths)
+    loaded, issues = load_set(paths)
     for issue in issues:
         click.echo(str(issue), err=True)
     if issues:
         bad = len({i.source for i in issues})
         click.echo(f"{len(issues)} problem(s) in {bad} of {len(files)} file(s)", err=True)
         sys.exit(1)
-    click.echo(f"ok: {len(loaded)} campaign(s) in {len(files)} file(s)")
+    policy = f" and a policy of {len(loaded.policy.caps)} cap(s)" if loaded.policy.definition is not None else ""
+    click.echo(f"ok: {len(loaded)} campaign(s){policy} in {len(files)} file(s)")
 
 
 @campaigns.command()
@@ -46,9 +49,11 @@ def validate(paths: tuple[Path, ...]) -> None:
 @max_future_option
 @click.option("--conversions", "conversions_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the conversions (goals reached after triggers) to this file, as JSONL.")
+@click.option("--suppressed", "suppressed_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the triggers the policy's channel caps suppressed to this file, as JSONL.")
 @engine_options
 def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None,
-            max_future: int, conversions_path: Path | None, engine_config) -> None:
+            max_future: int, conversions_path: Path | None, suppressed_path: Path | None, engine_config) -> None:
     """Run the engine alone over files and print the triggers as JSONL.
 
     The same engine as the Flink job: the same input gives the same triggers
@@ -56,16 +61,17 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     reported on stderr and skipped.
     """
     check_settings(engine_config, max_future_ms=max_future)
-    loaded, issues = load_paths([campaigns_dir])
+    loaded, issues = load_set([campaigns_dir])
     if issues:
         raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
     warn = lambda message: click.echo(message, err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
-    result = run_preview(CampaignSet(loaded), read_events(events_path, warn, max_future), profiles, until, engine_config)
+    result = run_preview(loaded, read_events(events_path, warn, max_future), profiles, until, engine_config)
     encode = msgspec.json.Encoder().encode
     click.echo(b"".join(encode(trigger) + b"\n" for trigger in result.triggers), nl=False)  # one write, not one per line
-    if conversions_path is not None:
-        conversions_path.write_bytes(b"".join(encode(conversion) + b"\n" for conversion in result.conversions))
+    for path, records in ((conversions_path, result.conversions), (suppressed_path, result.suppressed)):
+        if path is not None:
+            path.write_bytes(b"".join(encode(record) + b"\n" for record in records))
     for error in result.errors:
         warn(f"warning: {error}")
     notes = f", {len(result.errors)} condition errors" if result.errors else ""
@@ -74,16 +80,21 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     warn(f"{result.events} events, {result.users} users, {result.duplicates} duplicates{notes}: "
          f"{len(result.triggers)} triggers, {sum(t.holdout for t in result.triggers)} of them holdout"
          + (f", {len(result.conversions)} conversions" if result.conversions else "")
+         + (f", {len(result.suppressed)} suppressed by the policy" if result.suppressed else "")
          + (f", {len(result.dropped)} dropped outside their send window" if result.dropped else ""))
 
 
 topic_option = click.option("--topic", default=settings.CAMPAIGNS_TOPIC, show_default=True)
 
 
-def write_campaigns(bootstrap: str, topic: str, loaded) -> None:
-    """Publish validated campaigns: their definitions as JSON, keyed by campaign id."""
+def write_campaigns(bootstrap: str, topic: str, loaded: CampaignSet) -> None:
+    """Publish validated campaigns: their definitions as JSON, keyed by campaign id, and
+    the policy, if there is one, under its key."""
     encode = msgspec.json.Encoder().encode
-    kafka_clients.write(bootstrap, topic, [(c.id, encode(c.definition)) for c in loaded])
+    records = [(c.id, encode(c.definition)) for c in loaded]
+    if loaded.policy.definition is not None:
+        records.append((POLICY_KEY, encode(loaded.policy.definition)))
+    kafka_clients.write(bootstrap, topic, records)
 
 
 @campaigns.command()
@@ -91,18 +102,21 @@ def write_campaigns(bootstrap: str, topic: str, loaded) -> None:
 @bootstrap_option
 @topic_option
 def publish(paths: tuple[Path, ...], bootstrap: str | None, topic: str) -> None:
-    """Validate campaign files, then write each to the campaigns topic (key = id).
+    """Validate campaign files and the policy, then write each to the campaigns topic (key =
+    id; the policy's: _policy).
 
     A running job applies them within seconds: a new id starts, a higher version
-    replaces the running one (its partial matches are dropped). Nothing is written
-    unless every file is valid.
+    replaces the running one (its partial matches are dropped), the policy replaces the
+    running one. Nothing is written unless every file is valid.
     """
-    loaded, issues = load_paths(paths)
+    loaded, issues = load_set(paths)
     if issues:
         raise RtmError("nothing published; fix these first:\n" + "\n".join(map(str, issues)))
     write_campaigns(kafka_broker.resolve_bootstrap(bootstrap), topic, loaded)
     for campaign in loaded:
         click.echo(f"published {campaign.id} version {campaign.version} to {topic}")
+    if loaded.policy.definition is not None:
+        click.echo(f"published the policy ({POLICY_KEY}) to {topic}")
 
 
 @campaigns.command()
@@ -110,7 +124,8 @@ def publish(paths: tuple[Path, ...], bootstrap: str | None, topic: str) -> None:
 @bootstrap_option
 @topic_option
 def retire(campaign_id: str, bootstrap: str | None, topic: str) -> None:
-    """Retire a campaign: a tombstone on the campaigns topic; its user state is dropped."""
+    """Retire a campaign: a tombstone on the campaigns topic; its user state is dropped.
+    `rtm campaigns retire _policy` removes the policy."""
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     if campaign_id not in kafka_clients.latest_by_key(bootstrap, topic):
         click.echo(f"note: {campaign_id} is not on {topic}; a campaign the job loaded from a folder "
@@ -128,6 +143,9 @@ def list_(bootstrap: str | None, topic: str) -> None:
     for campaign_id, raw in sorted(kafka_clients.latest_by_key(bootstrap, topic).items()):
         try:
             definition = msgspec.json.decode(raw)
-            click.echo(f"{campaign_id}\tversion {definition.get('version')}\t{definition.get('name', '')}")
+            if campaign_id == POLICY_KEY:
+                click.echo(f"{campaign_id}\tthe policy\t{len(definition.get('caps', ()))} cap(s)")
+            else:
+                click.echo(f"{campaign_id}\tversion {definition.get('version')}\t{definition.get('name', '')}")
         except (msgspec.DecodeError, AttributeError):
             click.echo(f"{campaign_id}\t(not a valid definition: the job rejects it)")

@@ -23,7 +23,7 @@ from rtm.cli.options import (
     until_option,
 )
 from rtm.preview import read_profiles
-from rtm.records import Trigger
+from rtm.records import Suppressed, Trigger
 from rtm.time_rules import TimeRules
 
 campaigns_option = click.option(
@@ -52,7 +52,7 @@ def _topics(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 @campaigns_option
 @click.option("--topic", "job_topics", multiple=True, metavar="NAME=TOPIC", callback=_topics,
               help="Use TOPIC as one of the job's topics (repeatable): the inputs events, profiles, campaigns "
-              "or the outputs triggers, sessions, conversions, dlq, late. Default: the rtm.* topics.")
+              "or the outputs triggers, suppressed, sessions, conversions, dlq, late. Default: the rtm.* topics.")
 @click.option("--bounded", is_flag=True, help="Read every topic up to its end offsets at start, then finish "
               "(profiles and campaigns on the topics are in effect from the first event).")
 @until_option
@@ -88,7 +88,9 @@ def run(environment, bootstrap, campaigns_dir, job_topics, bounded, until, deliv
     bootstrap = kafka_broker.resolve_bootstrap(bootstrap)
     topics.ensure_topics(bootstrap, dataclasses.astuple(job_topics), compacted=job_topics.compacted)
     campaigns = startup.with_topic(startup.folder_campaigns(campaigns_dir), bootstrap, job_topics.campaigns, _warn)
-    click.echo(f"running {len(campaigns)} campaigns over {bootstrap}" + (" (bounded)" if bounded else ""), err=True)
+    policy = f" and a policy of {len(campaigns.policy.caps)} cap(s)" if campaigns.policy.definition is not None else ""
+    click.echo(f"running {len(campaigns)} campaigns{policy} over {bootstrap}" + (" (bounded)" if bounded else ""),
+               err=True)
     # The context object, when set, makes the environment (jobs/entry.py: the cluster's).
     env = environment() if environment else local_environment(_recovery(bootstrap, job_topics, bounded, fresh))
     if parallelism is not None:
@@ -161,7 +163,8 @@ def _recovery(bootstrap: str, job_topics, bounded: bool, fresh: bool) -> dict[st
               help="Profiles, one JSON object per line, in effect from the start.")
 @until_option
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where triggers.jsonl, sessions.jsonl, conversions.jsonl, dlq.jsonl and late.jsonl go.")
+              help="Where triggers.jsonl, suppressed.jsonl, sessions.jsonl, conversions.jsonl, dlq.jsonl and "
+              "late.jsonl go.")
 @max_future_option
 @engine_options
 def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, max_future, engine_config):
@@ -194,8 +197,8 @@ def backtest(campaigns_dir, events_path, profiles_path, until, out_dir, max_futu
                                     rules)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, values in outputs.items():
-        if name == "triggers":
-            rows = [msgspec.json.decode(value, type=Trigger) for value in values]
+        if name in ("triggers", "suppressed"):
+            rows = [msgspec.json.decode(value, type=Trigger if name == "triggers" else Suppressed) for value in values]
             for trigger in rows:
                 trigger.emitted_at = None  # nothing was emitted: keeps reruns identical
             rows.sort(key=lambda t: (t.event_time, t.campaign_id, t.user_key, t.trigger_id))

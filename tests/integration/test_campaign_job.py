@@ -3,12 +3,14 @@
 import base64
 import json
 import time
+from collections import Counter
 
 import msgspec
 from click.testing import CliRunner
 
 import scenarios
 from rtm import generator, kafka_clients
+from rtm.arbitration import POLICY_KEY
 from job_helpers import fresh_topics, live_job, read_json, run_bounded, wait_for
 from kafka_helpers import consume_all, produce
 from rtm.campaigns import CampaignSet
@@ -43,6 +45,8 @@ def test_every_reference_scenario_fires_exactly_its_triggers_by_payload_time_not
     assert scenarios.summary(triggers) == sorted(scenarios.EXPECTED)
     assert {t["user_key"] for t in triggers if t["holdout"]} == scenarios.HOLDOUT_USERS
     assert all(isinstance(t["emitted_at"], int) for t in triggers)
+    suppressed = read_json(kafka_bootstrap, topics.suppressed, expected=len(scenarios.SUPPRESSED) + 1, timeout_s=5)
+    assert scenarios.suppressed_summary(suppressed) == sorted(scenarios.SUPPRESSED)
     # Triggers are keyed by user key.
     keys = {m.key().decode() for m in consume_all(kafka_bootstrap, topics.triggers, expected=len(triggers))}
     assert keys == {t["user_key"] for t in triggers}
@@ -62,9 +66,12 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
     # The last scenario event carries event time 5 h on: a quiet span beyond the default 1 h.
     files = ["--events", str(events_file), "--profiles", str(profiles_file), "--max-future", "6h"]
 
-    preview = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns", *files])
+    preview_suppressed_file = tmp_path / "suppressed.jsonl"
+    preview = CliRunner().invoke(main, ["campaigns", "preview", "--campaigns", "campaigns", *files,
+                                        "--suppressed", str(preview_suppressed_file)])
     assert preview.exit_code == 0, preview.output
     preview_triggers = [json.loads(line) for line in preview.stdout.splitlines()]
+    preview_suppressed = [json.loads(line) for line in preview_suppressed_file.read_text().splitlines()]
 
     [refused] = [line for line in preview.stderr.splitlines() if "--max-future" in line]
     assert refused.startswith(f"{events_file}:{events.index(skewed) + 1}: ts {skewed['ts']} is ")
@@ -74,7 +81,8 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
         out_dir = tmp_path / f"backtest-{run}"
         result = CliRunner().invoke(main, ["backtest", *files, "--out-dir", str(out_dir)])
         assert result.exit_code == 0, result.output
-        backtests.append({name: (out_dir / f"{name}.jsonl").read_bytes() for name in ("triggers", "sessions", "dlq", "late")})
+        backtests.append({name: (out_dir / f"{name}.jsonl").read_bytes()
+                          for name in ("triggers", "suppressed", "sessions", "dlq", "late")})
     assert backtests[0] == backtests[1] == backtests[2]
 
     topics = fresh_topics(new_topic)
@@ -83,6 +91,8 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
     produce(kafka_bootstrap, topics.events, [(None, json.dumps(e).encode()) for e in events])
     run_bounded(kafka_bootstrap, topics, until=max(e["ts"] for e in events if e is not skewed))
     bounded_triggers = read_json(kafka_bootstrap, topics.triggers, expected=len(preview_triggers) + 1, timeout_s=10)
+    bounded_suppressed = read_json(kafka_bootstrap, topics.suppressed, expected=len(preview_suppressed) + 1,
+                                   timeout_s=5)
 
     def comparable(triggers):
         return sorted(json.dumps({**t, "emitted_at": None}, sort_keys=True) for t in triggers)
@@ -90,6 +100,9 @@ def test_backtest_bounded_run_and_preview_give_the_same_triggers_and_backtest_re
     backtest_triggers = [json.loads(line) for line in backtests[0]["triggers"].splitlines()]
     assert len(preview_triggers) > len(scenarios.EXPECTED)
     assert comparable(backtest_triggers) == comparable(preview_triggers) == comparable(bounded_triggers)
+    backtest_suppressed = [json.loads(line) for line in backtests[0]["suppressed"].splitlines()]
+    assert len(preview_suppressed) > len(scenarios.SUPPRESSED)  # the policy holds back generated traffic too
+    assert comparable(backtest_suppressed) == comparable(preview_suppressed) == comparable(bounded_suppressed)
     [letter] = [json.loads(line) for line in backtests[0]["dlq"].splitlines()]
     assert refused == f"{letter['topic']}:{letter['offset']}: {letter['reason']}"  # the same words, file and line
     [letter] = read_json(kafka_bootstrap, topics.dlq, expected=2, timeout_s=5)
@@ -160,9 +173,13 @@ class _Traffic:
     def triggers(self):
         return read_json(self.bootstrap, self.topics.triggers, expected=10_000, timeout_s=1)
 
-    def until_fired(self, campaign_id, message, probe_types):
-        """Send the probe events for fresh users until one of them fires `campaign_id` with
-        `message`: proof that the job applies what was published before."""
+    def suppressed(self):
+        return read_json(self.bootstrap, self.topics.suppressed, expected=10_000, timeout_s=1)
+
+    def until_fired(self, campaign_id, message, probe_types, count=1, records=None):
+        """Send the probe events for fresh users until one of them has `count` triggers of
+        `campaign_id` with `message` (or of `records`, e.g. the suppressed ones): proof that
+        the job applies what was published before."""
         probes = set()
 
         def fired():
@@ -170,13 +187,15 @@ class _Traffic:
             probes.add(probe)
             self.send(probe, *probe_types)
             time.sleep(1)
-            return any(t["user_key"] in probes and t["campaign_id"] == campaign_id and t["message"] == message
-                       for t in self.triggers())
+            per_probe = Counter(t["user_key"] for t in (records or self.triggers)()
+                                if t["user_key"] in probes and t["campaign_id"] == campaign_id
+                                and t["message"] == message)
+            return max(per_probe.values(), default=0) >= count
 
         wait_for(fired, timeout_s=90, every_s=0, what=f"{campaign_id} to fire with {message!r}")
 
 
-def test_published_campaigns_apply_live_and_new_versions_drop_partial_matches(kafka_bootstrap, new_topic):
+def test_published_campaigns_and_policy_apply_live_and_new_versions_drop_partial_matches(kafka_bootstrap, new_topic):
     topics = fresh_topics(new_topic)
     traffic = _Traffic(kafka_bootstrap, topics)
     with live_job(kafka_bootstrap, topics, campaigns={}):
@@ -203,11 +222,21 @@ def test_published_campaigns_apply_live_and_new_versions_drop_partial_matches(ka
         traffic.send("retiree", "a", "b", "m")
         wait_for(lambda: any(t["user_key"] == "retiree" for t in traffic.triggers()), what="the retiree's marker")
 
+        # The policy, published to the running job: one push a day per user, over all campaigns.
+        _publish(kafka_bootstrap, topics.campaigns, POLICY_KEY, {"caps": [{"channel": "push", "max": 1, "per": "1d"}]})
+        traffic.until_fired("marker", "marker", ["m", "m"], records=traffic.suppressed)  # the second is held back
+        _publish(kafka_bootstrap, topics.campaigns, POLICY_KEY, None)  # removed
+        traffic.until_fired("marker", "marker", ["m", "m"], count=2)  # both leave again
+
     by_user = {}
     for trigger in traffic.triggers():
         by_user.setdefault(trigger["user_key"], []).append((trigger["campaign_id"], trigger["campaign_version"]))
     assert by_user["walker"] == [("two_step", 2)]
     assert by_user["retiree"] == [("marker", 1)]
+    suppressed = traffic.suppressed()
+    assert suppressed and {(t["campaign_id"], t["suppressed_reason"]) for t in suppressed} == {
+        ("marker", "cap push 1 per 1d")}
+    assert not {t["trigger_id"] for t in suppressed} & {t["trigger_id"] for t in traffic.triggers()}
 
 
 def test_a_deadline_fires_within_seconds_when_no_event_arrives_at_all(kafka_bootstrap, new_topic):
@@ -279,10 +308,14 @@ JOURNEY_CAMPAIGNS = {
               "action": {"channel": "popup", "endpoint": "web", "message": "base",
                          "variants": [{"name": "x", "weight": 1, "message": "x"},
                                       {"name": "y", "weight": 1, "message": "y"}]}},
+    # A pop-up on the same event, lower in priority: one pop-up a session, so hello's slot.
+    "promo": {"id": "promo", "version": 1, "priority": -1, "pattern": {"steps": [{"event": "view"}]},
+              "action": {"channel": "popup", "endpoint": "web", "message": "promo"}},
+    POLICY_KEY: {"caps": [{"channel": "popup", "max": 1, "per": "session"}]},
 }
 
 
-def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_converts_as_preview_does(
+def test_live_job_postpones_absences_caps_per_session_assigns_variants_converts_and_suppresses_as_preview_does(
     kafka_bootstrap, new_topic
 ):
     topics = fresh_topics(new_topic)
@@ -331,3 +364,8 @@ def test_live_job_postpones_absences_caps_per_session_assigns_variants_and_conve
     [conversion] = read_json(kafka_bootstrap, topics.conversions, expected=2, timeout_s=5)
     assert conversion["trigger_id"] == hello[-1]["trigger_id"] and conversion["variant"] == hello[-1]["variant"]
     assert [conversion] == msgspec.to_builtins(preview.conversions)
+    # Every view met hello's pop-up (shown, or capped by hello's own once a session) first.
+    suppressed = read_json(kafka_bootstrap, topics.suppressed, expected=100, timeout_s=5)
+    assert {(t["campaign_id"], t["suppressed_reason"]) for t in suppressed} == {("promo", "cap popup 1 per session")}
+    assert len([t for t in suppressed if t["user_key"] == "walker"]) == 3
+    assert sorted(t["trigger_id"] for t in suppressed) == sorted(t.trigger_id for t in preview.suppressed)

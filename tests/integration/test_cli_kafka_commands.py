@@ -56,7 +56,9 @@ def test_campaigns_publish_list_and_retire_through_the_topic(kafka_bootstrap, ne
     assert published.exit_code == 0, published.output
     listed = runner.invoke(main, ["campaigns", "list", *kafka])
     ids = [line.split("\t")[0] for line in listed.output.splitlines()]
-    assert "welcome_coupon" in ids and len(ids) == len(list(Path("campaigns").glob("*.yaml")))
+    assert "welcome_coupon" in ids and len(ids) == len(list(Path("campaigns").glob("*.yaml")))  # policy.yaml too
+    assert "published the policy (_policy)" in published.output
+    assert "_policy\tthe policy\t2 cap(s)" in listed.output
 
     retired = runner.invoke(main, ["campaigns", "retire", "welcome_coupon", *kafka])
     assert retired.exit_code == 0, retired.output

@@ -19,12 +19,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 
 import scenarios
-from jobs import campaign_job
+from jobs import campaign_job, startup
 from jobs.environment import local_environment
 from job_helpers import fresh_topics, read_json
 from kafka_helpers import produce
 from rtm import generator
-from rtm.campaigns import load_paths
 from rtm.cli import main
 from rtm.events import MAX_EVENT_BYTES
 from rtm.expressions import MAX_RENDERED_CHARS
@@ -168,11 +167,9 @@ def test_every_bad_record_of_every_kind_is_dead_lettered_with_its_reason_and_goo
 
     topics = fresh_topics(new_topic)
     produce(kafka_bootstrap, topics.events, [(None, value) for _, value in records])
-    loaded, issues = load_paths([campaigns])
-    assert not issues
     # Restarts off: a record that failed a task would fail the run instead of being retried.
     campaign_job.run(local_environment({"restart-strategy.type": "none"}), kafka_bootstrap,
-                     {c.id: json.dumps(c.definition) for c in loaded}, TimeRules(live=False), topics=topics,
+                     startup.definitions(startup.folder_campaigns(campaigns)), TimeRules(live=False), topics=topics,
                      bounded=True)
 
     bad = {offset: kind for offset, (kind, _) in enumerate(records) if kind is not None}

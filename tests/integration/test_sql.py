@@ -81,8 +81,15 @@ def test_triggers_per_campaign_and_channel_per_minute_split_delivered_and_holdou
     ]
 
 
-def test_funnel_gives_conversion_within_the_window_for_treated_and_holdout(kafka_bootstrap, new_topic):
-    triggers, events = new_topic("triggers"), new_topic("events")
+def test_funnel_gives_conversion_within_the_window_for_treated_and_holdout_and_counts_the_suppressed(
+        kafka_bootstrap, new_topic):
+    triggers, events, suppressed = new_topic("triggers"), new_topic("events"), new_topic("suppressed")
+    produce(kafka_bootstrap, suppressed, _json([
+        {**_trigger("s1", "c1", "popup", "u5", _at("10:00")), "suppressed_reason": "cap popup 1 per session"},
+        {**_trigger("s2", "c1", "popup", "h5", _at("10:01"), holdout=True),
+         "suppressed_reason": "cap popup 1 per session"},
+        {**_trigger("s3", "c3", "email", "u6", _at("11:00")), "suppressed_reason": "cap email 3 per 1d"},
+    ]))
     produce(kafka_bootstrap, triggers, _json([
         _trigger("t1", "c1", "popup", "u1", _at("10:00")),  # buys at 11:00: converted
         _trigger("t2", "c1", "popup", "u2", _at("10:00")),  # buys 25 h later: too late
@@ -106,14 +113,17 @@ def test_funnel_gives_conversion_within_the_window_for_treated_and_holdout(kafka
         _event("e9", "purchase", _at("10:00") + timedelta(hours=25), user_id="u2"),
     ]))
 
-    rows = _run("conversion_funnel.sql", kafka_bootstrap, triggers_topic=triggers, events_topic=events)
+    rows = _run("conversion_funnel.sql", kafka_bootstrap, triggers_topic=triggers, events_topic=events,
+                suppressed_topic=suppressed)
 
     day = {"window_start": DAY, "window_end": DAY + timedelta(days=1)}
     assert sorted(rows, key=lambda r: r["campaign_id"]) == [
         {**day, "campaign_id": "c1", "treated": 4, "treated_converted": 2, "treated_rate": 0.5,
-         "holdout": 4, "holdout_converted": 1, "holdout_rate": 0.25, "uplift": 0.25},
+         "holdout": 4, "holdout_converted": 1, "holdout_rate": 0.25, "uplift": 0.25, "suppressed": 2},
         {**day, "campaign_id": "c2", "treated": 1, "treated_converted": 1, "treated_rate": 1.0,
-         "holdout": 0, "holdout_converted": 0, "holdout_rate": None, "uplift": None},
+         "holdout": 0, "holdout_converted": 0, "holdout_rate": None, "uplift": None, "suppressed": 0},
+        {**day, "campaign_id": "c3", "treated": 0, "treated_converted": 0, "treated_rate": None,
+         "holdout": 0, "holdout_converted": 0, "holdout_rate": None, "uplift": None, "suppressed": 1},
     ]
 
 
@@ -191,7 +201,7 @@ def test_goal_uplift_counts_the_conversions_the_campaigns_goals_recorded(kafka_b
 
 
 def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_bootstrap, new_topic):
-    triggers, events = new_topic("triggers"), new_topic("events")
+    triggers, events, suppressed = new_topic("triggers"), new_topic("events"), new_topic("suppressed")
     produce(kafka_bootstrap, triggers, _json([_trigger("t1", "c1", "popup", "u1", _at("10:00")),
                                               _trigger("t2", "c1", "popup", "u2", _at("10:00"))]))
     produce(kafka_bootstrap, events, _json([_event("e1", "checkout", _at("10:20"), user_id="u1"),
@@ -200,7 +210,8 @@ def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_
     result = CliRunner().invoke(main, [
         "sql", "run", str(settings.SQL_DIR / "conversion_funnel.sql"), "--bounded", "--bootstrap", kafka_bootstrap,
         "--set", f"triggers_topic={triggers}", "--set", f"events_topic={events}",
-        "--set", "conversion_event=checkout", "--set", "conversion_window=30m",
+        "--set", f"suppressed_topic={suppressed}", "--set", "conversion_event=checkout",
+        "--set", "conversion_window=30m",
     ])
 
     assert result.exit_code == 0, result.output
@@ -208,7 +219,7 @@ def test_run_command_prints_the_funnel_with_the_conversion_settings_given(kafka_
     assert [dict(zip(header, line)) for line in lines] == [
         {"op": "+I", "window_start": "2026-11-25 00:00:00", "window_end": "2026-11-26 00:00:00", "campaign_id": "c1",
          "treated": "2", "treated_converted": "1", "treated_rate": "0.5", "holdout": "0", "holdout_converted": "0",
-         "holdout_rate": "NULL", "uplift": "NULL"}
+         "holdout_rate": "NULL", "uplift": "NULL", "suppressed": "0"}
     ]
 
 

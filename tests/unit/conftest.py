@@ -3,12 +3,12 @@
 import pytest
 
 from rtm import settings
-from rtm.campaigns import CampaignSet, load_paths
+from rtm.campaigns import CampaignSet, load_set
 
 
 @pytest.fixture(scope="session")
 def shipped() -> CampaignSet:
-    """The campaigns of campaigns/."""
-    campaigns, issues = load_paths([settings.CAMPAIGNS_DIR])
+    """The campaigns and the policy of campaigns/."""
+    campaigns, issues = load_set([settings.CAMPAIGNS_DIR])
     assert not issues, issues
-    return CampaignSet(campaigns)
+    return campaigns

@@ -8,7 +8,7 @@ import yaml
 from rtm.campaigns import CampaignSet, load_definition
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, settle
 from rtm.events import Event, parse_event
-from rtm.records import Conversion, SessionRecord, Trigger
+from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
 
 T0 = 1_795_600_000_000  # 2026-11-25T09:46:40Z
 SEC, MIN, HOUR = 1000, 60_000, 3_600_000
@@ -22,8 +22,12 @@ def event(event_id: str, type: str, at: int, user_id: str | None = "u1", anonymo
     return parse_event(msgspec.json.encode(raw))
 
 
-def campaign_set(*yaml_texts: str) -> CampaignSet:
-    return CampaignSet(load_definition(yaml.safe_load(text)) for text in yaml_texts)
+def campaign_set(*yaml_texts: str, policy: str | None = None) -> CampaignSet:
+    """Campaigns from YAML texts, and the policy from its YAML (rtm.arbitration)."""
+    campaigns = CampaignSet(load_definition(yaml.safe_load(text)) for text in yaml_texts)
+    if policy is not None:
+        campaigns.set_policy(yaml.safe_load(policy))
+    return campaigns
 
 
 class User:
@@ -34,6 +38,7 @@ class User:
         self.campaigns, self.profile, self.config = campaigns, profile, config
         self.state: bytes | None = None
         self.triggers: list[Trigger] = []
+        self.suppressed: list[Suppressed] = []
         self.sessions: list[SessionRecord] = []
         self.conversions: list[Conversion] = []
         self.duplicates = 0
@@ -42,6 +47,7 @@ class User:
     def _take(self, result) -> list[Trigger]:
         self.state, self.next_deadline = result.state, result.next_deadline
         self.triggers += result.triggers
+        self.suppressed += result.suppressed
         self.sessions += result.sessions
         self.conversions += result.conversions
         self.duplicates += result.duplicate

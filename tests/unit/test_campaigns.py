@@ -7,11 +7,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from rtm.campaigns import SCHEMA_PATH, CampaignError, load_file, load_paths
+from rtm.campaigns import SCHEMA_PATH, CampaignError, campaign_files, load_file, load_paths
 from rtm.cli.campaigns import campaigns as cli
 from rtm.settings import CAMPAIGNS_DIR
 
-SHIPPED = sorted(CAMPAIGNS_DIR.glob("*.yaml"))
+SHIPPED = campaign_files([CAMPAIGNS_DIR])  # policy.yaml is the policy (test_arbitration)
 
 
 def test_every_reference_scenario_ships_a_campaign():

@@ -113,7 +113,8 @@ def test_a_message_past_the_size_limit_is_a_counted_condition_error_and_no_trigg
     assert "2 events, 2 users, 0 duplicates, 1 condition errors: 1 triggers" in result.stderr
 
 
-def test_preview_of_the_reference_scenarios_gives_exactly_their_triggers(shipped):
+def test_preview_of_the_reference_scenarios_gives_exactly_their_triggers_and_suppressions(shipped):
     profiles = {p["user_id"]: p for p in scenarios.PROFILES}
     result = run_preview(shipped, (parse_event(json.dumps(e).encode()) for e in scenarios.events()), profiles)
     assert scenarios.summary(msgspec.to_builtins(result.triggers)) == sorted(scenarios.EXPECTED)
+    assert scenarios.suppressed_summary(msgspec.to_builtins(result.suppressed)) == sorted(scenarios.SUPPRESSED)

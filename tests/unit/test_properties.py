@@ -1,4 +1,5 @@
-"""Properties over random event sequences (hypothesis), against the shipped campaigns plus caps."""
+"""Properties over random event sequences (hypothesis), against the shipped campaigns plus caps, and a
+policy of channel caps that bind often."""
 
 from collections import Counter
 
@@ -45,7 +46,11 @@ action: {channel: email, endpoint: e}
 send_window: {from: "09:00", to: "18:00", timezone: Asia/Tokyo, within: 1d}
 exit: [purchase]
 """)
+# Two caps on one channel, a period and a session: both must hold.
+POLICY = {"caps": [{"channel": "popup", "max": 1, "per": "session"}, {"channel": "popup", "max": 2, "per": "2h"},
+                   {"channel": "email", "max": 2, "per": "1d"}, {"channel": "push", "max": 1, "per": "6h"}]}
 CAMPAIGNS = CampaignSet([*load_paths([CAMPAIGNS_DIR])[0], *EXTRA])
+CAMPAIGNS.set_policy(POLICY)
 PROFILES = st.sampled_from([None, {"user_id": "u1", "segments": ["vip"], "attributes": {"recommendations": ["r"]}},
                             {"user_id": "u1", "segments": [], "attributes": {}}])
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -163,12 +168,43 @@ def test_caps_are_never_exceeded(history):
                        default=0) <= limits.max
 
 
-def _session_at(records, t, campaign) -> int:
+def _session_at(records, t, campaign, settled=False) -> int:
     """The session index a trigger at `t` counts in: the latest session begun by then (a deadline
-    due at an event's time is settled before that event opens a session)."""
-    absence = campaign.pattern.absence is not None
+    or a release due at an event's time is settled before that event opens a session)."""
+    settled = settled or campaign.pattern.absence is not None
     return max(r.index for r in records if r.kind == "session_start" and (r.start < t or
-                                                                         (r.start == t and not absence)))
+                                                                         (r.start == t and not settled)))
+
+
+def _sends(user, channel):
+    """(time it left, session index) of the user's triggers sent on `channel`: holdout ones are not sent."""
+    return [(t.scheduled_for or t.event_time,
+             _session_at(user.sessions, t.scheduled_for or t.event_time, CAMPAIGNS.get(t.campaign_id),
+                         t.scheduled_for is not None))
+            for t in user.triggers if t.channel == channel and not t.holdout]
+
+
+@FAST
+@given(histories())
+def test_no_user_gets_more_triggers_on_a_channel_than_the_policy_allows_nor_is_suppressed_below_it(history):
+    events, profile = history
+    user = run(events, profile, end=10 * 24 * HOUR)
+    for cap in CAMPAIGNS.policy.caps:
+        sends = _sends(user, cap.channel)
+        if cap.per is None:
+            assert max(Counter(session for _, session in sends).values(), default=0) <= cap.max
+        else:
+            assert all(sum(t - cap.per < u <= t for u, _ in sends) <= cap.max for t, _ in sends)
+    for held_back in user.suppressed:
+        [cap] = [c for c in CAMPAIGNS.policy.caps if c.reason == held_back.suppressed_reason]
+        at = held_back.scheduled_for or held_back.event_time
+        before = [(t, s) for t, s in _sends(user, cap.channel) if t <= at]
+        if cap.per is None:
+            session = _session_at(user.sessions, at, CAMPAIGNS.get(held_back.campaign_id),
+                                  held_back.scheduled_for is not None)
+            assert sum(s == session for _, s in before) >= cap.max
+        else:
+            assert sum(t > at - cap.per for t, _ in before) >= cap.max
 
 
 @FAST
@@ -222,6 +258,8 @@ def test_state_size_is_bounded_by_the_definitions_not_the_events(history):
             if progress.run is not None:
                 assert len(progress.run.ids) <= campaign.pattern.max_ids
                 assert set(progress.run.binds) <= set(campaign.pattern.bindings)
+        for channel, sends in state.sent.items():
+            assert len(sends.recent) <= max(c.max for c in CAMPAIGNS.policy.by_channel[channel])
 
 
 @FAST
@@ -236,6 +274,7 @@ def test_splitting_the_input_and_settling_in_between_gives_the_same_triggers(his
     whole = run(events, profile, end=end)
     split = run(events, profile, split_at, split_time, end=end)
     assert split.triggers == whole.triggers
+    assert split.suppressed == whole.suppressed
     assert split.sessions == whole.sessions
 
 

@@ -8,7 +8,7 @@ from msgspec import inspect
 
 from rtm import settings
 from rtm.dlq import dead_letter
-from rtm.records import Conversion, DeadLetter, SessionRecord, Trigger
+from rtm.records import Conversion, DeadLetter, SessionRecord, Suppressed, Trigger
 from rtm.sessions import Session, record
 from rtm.triggers import make_trigger
 
@@ -56,8 +56,9 @@ def _contract_fields(section: str) -> list[str]:
     return [name for row in rows for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])]
 
 
-@pytest.mark.parametrize("section, record_type", [("Trigger", Trigger), ("Session", SessionRecord),
-                                                  ("Conversion", Conversion), ("Dead letters", DeadLetter)])
+@pytest.mark.parametrize("section, record_type", [("Trigger", Trigger), ("Suppressed", Suppressed),
+                                                  ("Session", SessionRecord), ("Conversion", Conversion),
+                                                  ("Dead letters", DeadLetter)])
 def test_the_contract_page_names_every_field_of_each_record_in_order(section, record_type):
     assert _contract_fields(section) == list(record_type.__struct_fields__)
 
@@ -81,8 +82,8 @@ def _field_type(info: inspect.Type) -> type:
     return kind
 
 
-@pytest.mark.parametrize("table, record_type", [("kafka_triggers", Trigger), ("kafka_sessions", SessionRecord),
-                                                ("kafka_conversions", Conversion)])
+@pytest.mark.parametrize("table, record_type", [("kafka_triggers", Trigger), ("kafka_suppressed", Suppressed),
+                                                ("kafka_sessions", SessionRecord), ("kafka_conversions", Conversion)])
 def test_the_sql_tables_read_fields_the_records_have_with_their_types(table, record_type):
     fields = {f.name: f.type for f in inspect.type_info(record_type).fields}
 

@@ -389,8 +389,8 @@ def test_postponing_past_the_window_drops_the_match():
 
 # -- sale pop-up: at most once per session ---------------------------------------------
 
-def sale(event_id, at):
-    return event(event_id, "page_view", at, params={"section": "sale"})
+def sale(event_id, at, **kw):
+    return event(event_id, "page_view", at, params={"section": "sale"}, **kw)
 
 
 def test_sale_popup_shows_once_per_session_and_again_in_the_next_session(shipped):
@@ -399,6 +399,38 @@ def test_sale_popup_shows_once_per_session_and_again_in_the_next_session(shipped
     assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"]]
     user.send(sale("s4", 80 * MIN), sale("s5", 81 * MIN))  # 35 min after s3: a new session
     assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"], ["s4"]]
+
+
+# -- the policy: one pop-up per session over all campaigns, priority decides ---------------
+
+def shoes(event_id, at, **kw):
+    return event(event_id, "page_view", at, params={"section": "shoes"}, **kw)
+
+
+def test_a_known_user_opening_the_sale_gets_the_sale_popup_and_the_section_popup_is_suppressed(shipped):
+    user = User(shipped)
+    user.send(sale("s1", 0))  # both complete: sale_popup has priority 10
+    assert [t.campaign_id for t in user.triggers] == ["sale_popup"]
+    [held_back] = user.suppressed
+    assert (held_back.campaign_id, held_back.suppressed_reason) == ("store_section_popup", "cap popup 1 per session")
+    user.send(shoes("s2", MIN))  # the same session: the one pop-up is spent
+    assert [t.matched_event_ids for t in user.suppressed] == [["s1"], ["s2"]]
+    user.send(shoes("s3", 40 * MIN))  # a new session, and the section pop-up's own hour cap never counted s1, s2
+    assert [(t.campaign_id, t.matched_event_ids) for t in user.triggers] == [("sale_popup", ["s1"]),
+                                                                           ("store_section_popup", ["s3"])]
+
+
+def test_an_anonymous_user_opening_the_sale_meets_no_contest(shipped):
+    user = User(shipped)
+    user.send(sale("s1", 0, user_id=None, anonymous_id="a1"))
+    assert [t.campaign_id for t in user.triggers] == ["sale_popup"] and user.suppressed == []
+
+
+def test_priority_decides_only_between_triggers_leaving_at_once_the_first_pop_up_of_a_session_stays(shipped):
+    user = User(shipped)
+    user.send(shoes("s1", 0), sale("s2", MIN))
+    assert [t.campaign_id for t in user.triggers] == ["store_section_popup"]
+    assert [t.campaign_id for t in user.suppressed] == ["sale_popup"]
 
 
 PER_SESSION_DEADLINE = """
