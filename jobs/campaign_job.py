@@ -1,7 +1,7 @@
 """The campaign job: events, profiles and campaign updates in; triggers (or suppressed), sessions, conversions out.
 
-    rtm.events ───▶ split ──▶ key by user ──▶ CampaignEngine ──▶ triggers, suppressed, sessions,
-                                                                  conversions, late, dlq
+    rtm.events ───▶ split ──▶ key by user ──▶ campaign engine ──▶ triggers, suppressed, sessions,
+                                                                   conversions, late, dlq
     rtm.profiles ─▶ split ─┘                      ▲
     rtm.campaigns ─▶ split ─────── broadcast ─────┘      (split: what cannot be keyed ─▶ dlq)
 
@@ -25,7 +25,7 @@ from jobs import kafka_io
 from jobs.kafka_io import AT_LEAST_ONCE, KafkaIO
 from rtm.settings import Topics
 from rtm.time_rules import TimeRules
-from udfs.campaign_engine import CAMPAIGNS_STATE, CampaignEngine
+from udfs.campaign_engine import engine_config
 from udfs.rows import CAMPAIGN, CONVERSIONS, DLQ, EVENT, LATE, PROFILE, SESSIONS, SUPPRESSED, TRIGGERS, read_routed
 
 JOB_NAME = "rtm-campaigns"
@@ -53,14 +53,9 @@ def build_pipeline(user_inputs: DataStream, campaign_updates: DataStream, startu
         keyable = keyable.union(live_profiles.keyable)
         dead_letters = dead_letters.union(live_profiles.dead_letters)
     campaigns = kafka_io.split_inputs(campaign_updates, "split campaigns", "split-campaigns")
-    engine = (
-        kafka_io.key_by_user(keyable)
-        # The end of the events joins the broadcast side: every engine instance must see it.
-        .connect(campaigns.keyable.union(users.end_of_input).broadcast(CAMPAIGNS_STATE))
-        .process(CampaignEngine(startup_campaigns, rules), output_type=kafka_io.routed_type())
-        .name("campaign engine")
-        .uid("campaign-engine")
-    )
+    # The end of the events joins the broadcast side: every engine instance must see it.
+    engine = kafka_io.campaign_engine(keyable, campaigns.keyable.union(users.end_of_input),
+                                      engine_config(startup_campaigns, rules), "campaign engine", "campaign-engine")
     return Outputs(engine, dead_letters)
 
 

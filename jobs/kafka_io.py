@@ -108,6 +108,15 @@ def key_by_user(keyable: DataStream) -> KeyedStream:
     return KeyedStream(j_keyed, Types.PRIMITIVE_ARRAY(Types.BYTE()), keyable)
 
 
+def campaign_engine(keyable: DataStream, broadcast: DataStream, config: bytes, name: str, uid: str) -> DataStream:
+    """Routed records of the campaign engine over keyed rows `keyable`, keyed by user key in
+    the JVM, and keyed rows `broadcast` that every instance sees: io.rtm.flink.CampaignEngineOperator,
+    which runs udfs.campaign_engine in batches. (PyFlink's own keyed functions cross into
+    Python for every record, state access and timer; its key_by adds a Python operator.)"""
+    j_engine = _rtm().CampaignEngineOperator.apply(keyable._j_data_stream, broadcast._j_data_stream, config, name, uid)
+    return DataStream(j_engine)
+
+
 def raw_records(env: StreamExecutionEnvironment, records: list[Row], name: str, uid: str,
                 max_future_ms: int = NO_FUTURE_LIMIT) -> DataStream:
     """Read rows from RAW_RECORD rows in memory, read as the Kafka sources read records; an

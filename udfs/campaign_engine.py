@@ -1,17 +1,21 @@
-"""The campaign engine as a Flink function: one keyed state per user, campaigns broadcast.
+"""The campaign engine in Flink: the Python half of io.rtm.flink.CampaignEngineOperator.
 
-The only Python operator an event meets (jobs.kafka_io): it receives the Kafka record as
-it was read (kind, ts, key, value, topic, partition, offset, in one frame: udfs.rows),
-keyed by user key in the JVM, parses it once, and sends what breaks the contract to the DLQ.
+The operator keeps each user's state, the timers and the metrics in the JVM, and calls
+`CampaignEngine.process` with a batch of items: keyed input records (events and profiles,
+as read: kind, ts, key, value, topic, partition, offset, in one frame: udfs.rows) and fired
+timers, each user's state sent with the first item of that user. It gets back one byte
+array: the routed records, the users' new states, the timer operations, the counters'
+increments (`Batch.response`). In PyFlink every call into Python, every state access and
+every timer call crosses between Java and Python, and those crossings cost more than the
+engine; a batch crosses twice. All matching logic is rtm.engine's; this module moves data
+and decides the timers.
 
-Per user the function keeps ONE ValueState (a msgpack UserSlot: the engine's bytes, the
-profile, the armed timers), so an event costs one state read and one write: in PyFlink
-every state access and Java<->Python crossing is expensive, the Python logic is not.
-All matching logic is rtm.engine's; this module only moves data and arms timers.
+Per user there is ONE state (a msgpack UserSlot: the engine's bytes, the profile, the
+armed timers).
 
 No record can stop the job (with restarts it would stop it again on every replay): a
 record that fails to parse or makes the engine fail goes to the DLQ with the reason, the
-user's state is written only once everything for the record has succeeded, and the next
+user's state changes only once everything for the record has succeeded, and the next
 record is processed. An event on whose data a condition or template failed (a type error,
 a message past the size limit) is applied and dead-lettered too, with what failed.
 
@@ -24,12 +28,11 @@ wall time.
 """
 
 import logging
+import pickle
+import struct
 import time
 
 import msgspec
-from pyflink.common import Types
-from pyflink.datastream import KeyedBroadcastProcessFunction, TimeDomain
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
@@ -40,16 +43,37 @@ from udfs.rows import CONVERSIONS, END, LATE, PROFILE, SESSIONS, SUPPRESSED, TRI
 
 log = logging.getLogger(__name__)
 
-# The job's state, all of it. Broadcast: campaign id -> its definition as published (JSON
-# text), and the policy's under its key (rtm.arbitration.POLICY_KEY); "" marks a retired
-# campaign or a removed policy, so a bootstrap version does not come back after a restore.
-CAMPAIGNS_STATE = MapStateDescriptor("campaigns", Types.STRING(), Types.STRING())
+# The campaigns state (io.rtm.flink.CampaignEngineOperator.CAMPAIGNS_STATE) holds each
+# campaign's definition as published, and the policy's under its key
+# (rtm.arbitration.POLICY_KEY); RETIRED marks a retired campaign or a removed policy, so a
+# bootstrap version does not come back after a restore.
 RETIRED = ""
-# Keyed: one UserSlot (below) per user key, msgpack. Pickled, though it holds bytes: PyFlink's
-# embedded converter for a byte array type builds a tuple of ints per access (and fails on an
-# empty state).
-USER_STATE = ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY())
 _encode_json = msgspec.json.Encoder().encode
+
+# The wire format of io.rtm.flink.CampaignEngineOperator (request items, timer operations).
+INPUT, EVENT_TIMER, WALL_TIMER = 0, 1, 2
+NO_STATE, STATE_SENT_BEFORE = -1, -2
+DELETE_EVENT_TIMER, REGISTER_EVENT_TIMER, REGISTER_WALL_TIMER = 0, 1, 2
+_INT = struct.Struct(">i")
+_TAG_AND_SIZE = struct.Struct(">bi")
+_LONG = struct.Struct(">q")
+_NULL = _INT.pack(-1)
+
+# The operator's metrics, in the order of a response's increments.
+COUNTERS = (
+    "triggers",
+    "dead_letters",
+    "late_events",
+    "duplicate_events",
+    "events_after_until",
+    "rejected_campaigns",
+    "condition_errors",
+    "dropped_triggers",  # outside a send window, not holdable
+    "suppressed_triggers",  # over a channel cap of the policy
+    "engine_errors",
+)
+(TRIGGERS_SENT, DEAD_LETTERS, LATE_EVENTS, DUPLICATE_EVENTS, AFTER_UNTIL, REJECTED, CONDITION_ERRORS,
+ DROPPED_TRIGGERS, SUPPRESSED_TRIGGERS, ENGINE_ERRORS) = range(len(COUNTERS))
 
 
 class UserSlot(msgspec.Struct, array_like=True):
@@ -68,221 +92,258 @@ _slot_decoder = msgspec.msgpack.Decoder(UserSlot)
 _slot_encoder = msgspec.msgpack.Encoder()
 
 
-def _subtask_index(runtime_context) -> int:
-    try:
-        return runtime_context.get_index_of_this_subtask()
-    except AttributeError:
-        # PyFlink 2.3 thread mode calls RuntimeContext.getIndexOfThisSubtask, which
-        # Flink 2.0 moved to getTaskInfo().
-        return runtime_context._runtime_context.getTaskInfo().getIndexOfThisSubtask()
+def engine_config(bootstrap_campaigns: dict[str, str], rules: TimeRules) -> bytes:
+    """What the operator builds its CampaignEngine from (opaque to the JVM)."""
+    return pickle.dumps((bootstrap_campaigns, rules))
 
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class CampaignEngine(KeyedBroadcastProcessFunction):
-    """Keyed input: input rows of events and profiles; broadcast input: keyed rows of
-    campaign records, and the END of a bounded input.
+def _pack(data: bytes | None) -> bytes:
+    return _NULL if data is None else _INT.pack(len(data)) + data
 
-    Output: routed records keyed by user key for TRIGGERS, SUPPRESSED, SESSIONS, CONVERSIONS and LATE, and dead
-    letters (DLQ) of events and profiles that break the contract and of rejected campaign
-    updates.
-    """
 
-    def __init__(self, bootstrap_campaigns: dict[str, str], rules: TimeRules):
-        self._bootstrap_campaigns = bootstrap_campaigns
-        self._rules = rules
+class Batch:
+    """What one call changes: routed records, users' states and timers, counters."""
 
-    def open(self, runtime_context):
-        self._slots = runtime_context.get_state(USER_STATE)
-        self._reports_rejections = _subtask_index(runtime_context) == 0
-        metrics = runtime_context.get_metrics_group()
-        self._triggers = metrics.counter("triggers")
-        self._dead_letters = metrics.counter("dead_letters")
-        self._late = metrics.counter("late_events")
-        self._duplicates = metrics.counter("duplicate_events")
-        self._after_until = metrics.counter("events_after_until")
-        self._rejected = metrics.counter("rejected_campaigns")
-        self._condition_errors = metrics.counter("condition_errors")
-        self._dropped_triggers = metrics.counter("dropped_triggers")  # outside a send window, not holdable
-        self._suppressed = metrics.counter("suppressed_triggers")  # over a channel cap of the policy
-        self._engine_errors = metrics.counter("engine_errors")
-        self._campaigns: CampaignSet | None = None
+    def __init__(self):
+        self.outputs: list[bytes] = []
+        self.states: dict[str, bytes | None] = {}  # user key -> msgpack UserSlot, None: cleared
+        self.timer_ops: list[bytes] = []
+        self.campaign_writes: list[bytes] = []
+        self.counts = [0] * len(COUNTERS)
+
+    def timer(self, op: int, key: str, ts: int) -> None:
+        self.timer_ops.append(bytes([op]) + _pack(key.encode()) + _LONG.pack(ts))
+
+    def response(self) -> bytes:
+        states = [_pack(key.encode()) + _pack(state) for key, state in self.states.items()]
+        return b"".join((
+            _INT.pack(len(self.outputs)), *map(_pack, self.outputs),
+            _INT.pack(len(states)), *states,
+            _INT.pack(len(self.timer_ops)), *self.timer_ops,
+            _INT.pack(len(self.campaign_writes)), *self.campaign_writes,
+            *map(_INT.pack, self.counts),
+        ))
+
+
+class CampaignEngine:
+    """Built by the operator from `engine_config`, its subtask index and its campaigns state
+    (id, definition pairs framed as the operator writes them)."""
+
+    def __init__(self, config: bytes, subtask_index: int, campaigns_state: bytes):
+        bootstrap_campaigns, self._rules = pickle.loads(config)
+        self._reports_rejections = subtask_index == 0  # every instance sees an update; one reports it
+        # Built from the bootstrap set and the campaigns state (which holds what the topic
+        # said before a restore), then kept up to date by broadcast records.
+        self._campaigns = CampaignSet.from_definitions(bootstrap_campaigns)
+        view, start = memoryview(campaigns_state), 0
+        while start < len(view):
+            (size,) = _INT.unpack_from(view, start)
+            campaign_id = bytes(view[start + 4:start + 4 + size]).decode()
+            start += 4 + size
+            (size,) = _INT.unpack_from(view, start)
+            definition = bytes(view[start + 4:start + 4 + size]).decode()
+            start += 4 + size
+            apply_update(self._campaigns, campaign_id, None if definition == RETIRED else definition)
         # Where event time stops: --until, or the largest event time of a bounded input
         # once it has ended (None while it runs, and in a live run).
         self._until = self._rules.until
 
+    @staticmethod
+    def counter_names() -> str:
+        return ",".join(COUNTERS)
+
     # -- campaigns ------------------------------------------------------------------
 
-    def _campaign_set(self, ctx) -> CampaignSet:
-        # Built once per task from the bootstrap set and the broadcast state (which holds
-        # what the topic said before a restore), then kept up to date by broadcast updates.
-        if self._campaigns is None:
-            campaigns = CampaignSet.from_definitions(self._bootstrap_campaigns)
-            for campaign_id, definition in ctx.get_broadcast_state(CAMPAIGNS_STATE).items():
-                apply_update(campaigns, campaign_id, None if definition == RETIRED else definition)
-            self._campaigns = campaigns
-        return self._campaigns
-
-    def process_broadcast_element(self, keyed, ctx):
-        record = read_input(keyed[1])
+    def broadcast(self, frame: bytes) -> bytes:
+        """A record of the broadcast input: a campaign update, or the END of a bounded input."""
+        batch = Batch()
+        record = read_input(frame)
         if record.kind == END:
             if self._rules.until is None:
                 self._until = record.ts if self._until is None else max(self._until, record.ts)
-            return
-        campaigns = self._campaign_set(ctx)
+            return batch.response()
         try:
-            apply_update(campaigns, record.key, record.value)
+            apply_update(self._campaigns, record.key, record.value)
         except ValueError as err:  # CampaignError among them
-            # Every parallel instance sees the update; one reports it.
-            self._rejected.inc()
+            batch.counts[REJECTED] += 1
             if self._reports_rejections:
                 log.warning("campaign update rejected, the previous version stays: %s", err)
-                yield refuse(record, f"campaign rejected, the previous version stays active: {err}")
-            return
-        state = ctx.get_broadcast_state(CAMPAIGNS_STATE)
-        state.put(record.key, RETIRED if record.value is None else record.value.decode())
+                batch.outputs.append(refuse(record, f"campaign rejected, the previous version stays active: {err}"))
+            return batch.response()
+        definition = RETIRED if record.value is None else record.value.decode()
+        batch.campaign_writes.append(_pack(record.key.encode()) + _pack(definition.encode()))
+        return batch.response()
 
     # -- users ----------------------------------------------------------------------
 
-    def process_element(self, frame, ctx):
-        record = read_input(frame)
+    def process(self, request: bytes) -> bytes:
+        """A batch of the operator's items, in order (io.rtm.flink.CampaignEngineOperator.request)."""
+        batch = Batch()
+        slots: dict[str, UserSlot | None] = {}
+        view = memoryview(request)
+        (count,) = _INT.unpack_from(view, 0)
+        start = 4
+        for _ in range(count):
+            tag, size = _TAG_AND_SIZE.unpack_from(view, start)
+            start += 5
+            key = str(view[start:start + size], "utf-8")
+            start += size
+            (size,) = _INT.unpack_from(view, start)
+            start += 4
+            if size >= 0:
+                slots[key] = _slot_decoder.decode(view[start:start + size])
+                start += size
+            elif size == NO_STATE:
+                slots[key] = None
+            if tag == INPUT:
+                (size,) = _INT.unpack_from(view, start)
+                start += 4
+                frame = bytes(view[start:start + size])
+                start += size
+                self._input(key, read_input(frame), slots, batch)
+            else:
+                (ts,) = _LONG.unpack_from(view, start)
+                start += 8
+                self._timer(key, ts, tag == EVENT_TIMER, slots, batch)
+        return batch.response()
+
+    def _input(self, key: str, record, slots: dict, batch: Batch) -> None:
         if record.kind == PROFILE:
-            yield from self._update_profile(record)
+            self._update_profile(key, record, slots, batch)
             return
         try:
             event = parse_event(record.value)
         except InvalidEvent as err:
-            yield self._dead_letter(record, str(err))
+            self._dead_letter(record, str(err), batch)
             return
         except Exception as err:  # noqa: BLE001 - no record may stop the job (it would again on every replay)
-            yield self._dead_letter(record, f"the event could not be parsed: {type(err).__name__}: {err}")
+            self._dead_letter(record, f"the event could not be parsed: {type(err).__name__}: {err}", batch)
             return
         # The JVM keyed it by the same rule (io.rtm.flink.Inputs, which refuses repeated
-        # fields), so event.key is the current key: no call into the JVM to ask.
-        key = event.key
+        # fields), so event.key is `key`.
         rules = self._rules
         if rules.until is not None and event.ts > rules.until:
-            self._after_until.inc()
+            batch.counts[AFTER_UNTIL] += 1
             return
-        raw = self._slots.value()
-        slot = _slot_decoder.decode(raw) if raw else UserSlot()
+        slot = slots[key] or UserSlot()
         try:
-            result = apply_event(slot.engine, event, self._campaign_set(ctx), slot.profile, rules.engine)
+            result = apply_event(slot.engine, event, self._campaigns, slot.profile, rules.engine)
             if result.late:
-                self._late.inc()
-                yield routed_out(LATE, key, record.value)
+                batch.counts[LATE_EVENTS] += 1
+                batch.outputs.append(routed_out(LATE, key, record.value))
                 return  # nothing changed
-            slot.anchor = (_wall_ms(), event.ts)
-            outputs = self._outputs(key, result)
-            self._store(slot, result, ctx.timer_service())
-        except Exception as err:  # noqa: BLE001 - as above; the state is only written once all succeeded
-            yield self._dead_letter(record, f"the engine failed on this event, the user's state is as it was "
-                                            f"before: {type(err).__name__}: {err}")
+            slot = msgspec.structs.replace(slot, anchor=(_wall_ms(), event.ts))
+            outputs = self._outputs(key, result, batch)
+            self._store(key, slot, result, slots, batch)
+        except Exception as err:  # noqa: BLE001 - as above; the state only changes once all succeeded
+            self._dead_letter(record, f"the engine failed on this event, the user's state is as it was "
+                                      f"before: {type(err).__name__}: {err}", batch)
             return
         if result.duplicate:
-            self._duplicates.inc()
-        yield from outputs
+            batch.counts[DUPLICATE_EVENTS] += 1
+        batch.outputs.extend(outputs)
         if result.errors:
             # Applied, but a condition or template failed on its data (counted in _outputs):
             # the record goes to the DLQ too, where someone looks, with what failed.
-            yield self._dead_letter(record, "the event was applied, but on its data " + "; ".join(result.errors))
+            self._dead_letter(record, "the event was applied, but on its data " + "; ".join(result.errors), batch)
 
-    def _update_profile(self, record):
-        key = record.key  # profiles are keyed by their message key
+    def _update_profile(self, key: str, record, slots: dict, batch: Batch) -> None:
+        # profiles are keyed by their message key
         try:
             profile = parse_profile(record.value)
         except InvalidProfile as err:
-            yield self._dead_letter(record, str(err))
+            self._dead_letter(record, str(err), batch)
             return
         if profile is not None and profile["user_id"] != key:
-            yield self._dead_letter(record, f"profile user_id {profile['user_id']!r} differs from its message key {key!r}")
+            self._dead_letter(record, f"profile user_id {profile['user_id']!r} differs from its message key {key!r}",
+                              batch)
             return
-        raw = self._slots.value()
-        slot = _slot_decoder.decode(raw) if raw else UserSlot()
-        slot.profile = profile
+        slot = msgspec.structs.replace(slots[key] or UserSlot(), profile=profile)
         if slot.engine is None and profile is None:
-            self._slots.clear()
+            slots[key] = batch.states[key] = None
         else:
-            self._slots.update(_slot_encoder.encode(slot))
+            slots[key] = slot
+            batch.states[key] = _slot_encoder.encode(slot)
 
-    def _dead_letter(self, record, reason: str):
-        self._dead_letters.inc()
-        return refuse(record, reason)
+    def _dead_letter(self, record, reason: str, batch: Batch) -> None:
+        batch.counts[DEAD_LETTERS] += 1
+        batch.outputs.append(refuse(record, reason))
 
-    def on_timer(self, timestamp, ctx):
-        raw = self._slots.value()
-        if not raw:
+    def _timer(self, key: str, timestamp: int, event_time: bool, slots: dict, batch: Batch) -> None:
+        slot = slots[key]
+        if slot is None:
             return
-        slot = _slot_decoder.decode(raw)
         rules = self._rules
-        if ctx.time_domain() == TimeDomain.EVENT_TIME:
+        if event_time:
             if slot.event_timer == timestamp:
-                slot.event_timer = None
+                slot = msgspec.structs.replace(slot, event_timer=None)
             if self._until is not None and timestamp > self._until:
+                slots[key] = slot
+                batch.states[key] = _slot_encoder.encode(slot)
                 return  # bounded input ended before this deadline
             now = timestamp
         else:
             if slot.wall_timer == timestamp:
-                slot.wall_timer = None
+                slot = msgspec.structs.replace(slot, wall_timer=None)
             now = rules.event_time_at(slot.anchor, timestamp)
-        key = ctx.get_current_key()
         try:
-            result = settle(slot.engine, now, self._campaign_set(ctx), slot.profile, rules.engine)
-            outputs = self._outputs(key, result)
-            self._store(slot, result, ctx.timer_service())
+            result = settle(slot.engine, now, self._campaigns, slot.profile, rules.engine)
+            outputs = self._outputs(key, result, batch)
+            self._store(key, slot, result, slots, batch)
         except Exception:  # noqa: BLE001 - a failing timer must not stop the job; the next event retries
-            self._engine_errors.inc()
+            batch.counts[ENGINE_ERRORS] += 1
             log.exception("user %s: settling the deadline at %s failed; the state is as it was", key, now)
             return
-        yield from outputs
+        batch.outputs.extend(outputs)
 
-    def _outputs(self, key: str, result: Result) -> list:
-        """The routed records of one call, all made before any leaves (a failure emits none)."""
+    def _outputs(self, key: str, result: Result, batch: Batch) -> list[bytes]:
+        """The routed records of one item, all made before any leaves (a failure emits none)."""
         for error in result.errors:
-            self._condition_errors.inc()
+            batch.counts[CONDITION_ERRORS] += 1
             log.warning("user %s: %s", key, error)
-        if result.dropped:
-            self._dropped_triggers.inc(len(result.dropped))
+        batch.counts[DROPPED_TRIGGERS] += len(result.dropped)
         rows = []
-        for output, triggers, counter in ((TRIGGERS, result.triggers, self._triggers),
-                                          (SUPPRESSED, result.suppressed, self._suppressed)):
+        for output, triggers, counter in ((TRIGGERS, result.triggers, TRIGGERS_SENT),
+                                          (SUPPRESSED, result.suppressed, SUPPRESSED_TRIGGERS)):
             if triggers:
                 emitted_at = _wall_ms()
                 for trigger in triggers:
                     trigger.emitted_at = emitted_at
                     rows.append(routed_out(output, key, _encode_json(trigger)))
-                counter.inc(len(triggers))
+                batch.counts[counter] += len(triggers)
         for session in result.sessions:
             rows.append(routed_out(SESSIONS, key, _encode_json(session)))
         for conversion in result.conversions:
             rows.append(routed_out(CONVERSIONS, key, _encode_json(conversion)))
         return rows
 
-    def _store(self, slot: UserSlot, result: Result, timers) -> None:
-        """Write the user's state and move the timers; the state is encoded first, so if
-        that fails nothing has changed."""
-        slot.engine = result.state
+    def _store(self, key: str, slot: UserSlot, result: Result, slots: dict, batch: Batch) -> None:
+        """Record the user's new state and timers; the state is encoded first, so if that
+        fails nothing has changed."""
+        slot = msgspec.structs.replace(slot, engine=result.state)
         if slot.engine is None and slot.profile is None:
-            self._slots.clear()  # forgotten by the engine (idle expiry); stale timers find nothing
+            slots[key] = batch.states[key] = None  # forgotten by the engine (idle expiry); stale timers find nothing
             return
         deadline, armed = result.next_deadline, slot.event_timer
-        event_timer = slot.event_timer = event_timer_to_arm(armed, deadline)
+        event_timer = event_timer_to_arm(armed, deadline)
         wall_deadline = None
         if deadline is not None and self._rules.live and slot.anchor is not None:
             # From the deadline itself, not from an early event-time timer: the wall time of
             # that one has passed when the wall timer fires, so it would be due at once, again
             # and again, while the watermark stands still.
             wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(slot.anchor, deadline))
-            if wall_deadline is not None:
-                slot.wall_timer = wall_deadline
+        slot = msgspec.structs.replace(slot, event_timer=event_timer,
+                                       wall_timer=slot.wall_timer if wall_deadline is None else wall_deadline)
         encoded = _slot_encoder.encode(slot)
+        slots[key], batch.states[key] = slot, encoded
         if event_timer != armed:
             if armed is not None:
-                timers.delete_event_time_timer(armed)
+                batch.timer(DELETE_EVENT_TIMER, key, armed)
             if event_timer is not None:
-                timers.register_event_time_timer(event_timer)
+                batch.timer(REGISTER_EVENT_TIMER, key, event_timer)
         if wall_deadline is not None:
-            timers.register_processing_time_timer(wall_deadline)
-        self._slots.update(encoded)
+            batch.timer(REGISTER_WALL_TIMER, key, wall_deadline)

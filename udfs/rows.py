@@ -19,8 +19,7 @@ from rtm.dlq import dead_letter
 # the end of a bounded input (its ts: the largest event time the input held).
 EVENT, PROFILE, CAMPAIGN, END = "event", "profile", "campaign", "end"
 # The outputs a routed record names, each written to its topic (docs/CONTRACTS.md, "Topics").
-# Every record leaves on the main output as a routed record: PyFlink 2.3 drops side outputs
-# yielded from on_timer of a KeyedBroadcastProcessFunction.
+# Every record leaves the engine on its one output as a routed record; the sink routes it.
 TRIGGERS, SESSIONS, CONVERSIONS, LATE = "triggers", "sessions", "conversions", "late"
 SUPPRESSED = "suppressed"  # triggers over a channel cap of the policy (rtm.arbitration)
 DLQ = "dlq"  # dead letters; the JVM routes its own to the same name (io.rtm.flink.DeadLetters.OUTPUT)
