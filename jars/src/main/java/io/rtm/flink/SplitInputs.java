@@ -4,6 +4,7 @@ import org.apache.flink.metrics.Counter;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.OutputTag;
@@ -24,6 +25,7 @@ public final class SplitInputs extends AbstractStreamOperator<Row>
     private transient Counter deadLetters;
     private long newestEventTime = Inputs.NO_TIME;
     private boolean sawEvents;
+    private boolean endMarked;
 
     @Override
     public void open() throws Exception {
@@ -48,9 +50,28 @@ public final class SplitInputs extends AbstractStreamOperator<Row>
         output.collect(element.replace(Inputs.keyed((String) read.getField(0), input)));
     }
 
+    /**
+     * A bounded input's source emits the watermark that ends event time before its input
+     * ends, and the engine fires every timer on it: the marker must reach the engine first,
+     * on the same channel, or deadlines after the input's last event fire whenever the
+     * engine reads its broadcast input before its keyed one.
+     */
+    @Override
+    public void processWatermark(Watermark mark) throws Exception {
+        if (mark.getTimestamp() == Long.MAX_VALUE) {
+            markEndOfInput();
+        }
+        super.processWatermark(mark);
+    }
+
     @Override
     public void endInput() {
-        if (sawEvents) {
+        markEndOfInput();
+    }
+
+    private void markEndOfInput() {
+        if (sawEvents && !endMarked) {
+            endMarked = true;
             output.collect(END_OF_INPUT, new StreamRecord<>(Inputs.endOfInput(newestEventTime)));
         }
     }
