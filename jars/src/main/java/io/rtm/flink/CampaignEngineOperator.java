@@ -19,7 +19,6 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.metrics.Counter;
-import org.apache.flink.python.PythonOptions;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -46,10 +45,13 @@ import org.apache.flink.types.Row;
  * records, the users' new states and the timers to move.
  *
  * <p>A batch is a bundle of {@link org.apache.flink.streaming.api.operators.python.AbstractPythonFunctionOperator}:
- * it goes to Python when it holds {@code python.fn-execution.bundle.size} items, after
- * {@code python.fn-execution.bundle.time} ms, before a checkpoint barrier, before a
- * campaign record (they apply between events), and before a watermark passes (which waits
- * for the batch, so the timers it fires come after the events before it).
+ * it goes to Python when it holds {@link #BATCH_SIZE} items, {@link #BATCH_TIME_MS} after
+ * the last one went, before a checkpoint barrier, before a campaign record (they apply
+ * between events), and before a watermark passes (which waits for the batch, so the
+ * timers it fires come after the events before it). Its own limits, not the
+ * python.fn-execution.bundle options that every Python operator of a job shares (measured
+ * at 5k events/s live: p50 105 ms event to trigger with these, 369 ms with bundles of
+ * 1000 or 20 ms).
  */
 public final class CampaignEngineOperator extends AbstractEmbeddedPythonFunctionOperator<byte[]>
         implements TwoInputStreamOperator<Row, Row, byte[]>, Triggerable<String, VoidNamespace> {
@@ -62,10 +64,11 @@ public final class CampaignEngineOperator extends AbstractEmbeddedPythonFunction
     static final MapStateDescriptor<String, String> CAMPAIGNS_STATE =
             new MapStateDescriptor<>("campaigns", Types.STRING, Types.STRING);
 
-    /** Batch defaults, for a job that does not set the bundle options: per Python call at most
-     * this many items, and at most this long before they go (the latency it may add). */
-    public static final int DEFAULT_BATCH_SIZE = 1000;
-    public static final long DEFAULT_BATCH_TIME_MS = 20;
+    /** Per Python call at most this many items (measured: batches of 1000 cost about half the
+     * CPU per event of one call per record), held at most about this long (the latency a
+     * batch may add). */
+    public static final int BATCH_SIZE = 1000;
+    public static final long BATCH_TIME_MS = 10;
 
     // Item tags of a request (udfs/campaign_engine.py reads the same).
     private static final byte INPUT = 0, EVENT_TIMER = 1, WALL_TIMER = 2;
@@ -86,15 +89,8 @@ public final class CampaignEngineOperator extends AbstractEmbeddedPythonFunction
 
     /** {@code engineConfig}: what udfs.campaign_engine.CampaignEngine is built from (opaque here). */
     public CampaignEngineOperator(byte[] engineConfig) {
-        super(batchDefaults());
+        super(new Configuration());
         this.engineConfig = engineConfig;
-    }
-
-    private static Configuration batchDefaults() {
-        Configuration config = new Configuration();
-        config.set(PythonOptions.MAX_BUNDLE_SIZE, DEFAULT_BATCH_SIZE);
-        config.set(PythonOptions.MAX_BUNDLE_TIME_MILLS, DEFAULT_BATCH_TIME_MS);
-        return config;
     }
 
     /** The engine over {@code keyable} (Inputs.KEYED rows), keyed by user key in the JVM, with
@@ -114,6 +110,20 @@ public final class CampaignEngineOperator extends AbstractEmbeddedPythonFunction
         @Override
         public String getKey(Row keyed) {
             return (String) keyed.getField(0);
+        }
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open(); // which calls openPythonInterpreter
+        maxBundleSize = BATCH_SIZE;
+        getProcessingTimeService().scheduleWithFixedDelay(this::flushIfDue, BATCH_TIME_MS, BATCH_TIME_MS);
+    }
+
+    private void flushIfDue(long scheduledTime) throws Exception {
+        if (elementCount > 0
+                && getProcessingTimeService().getCurrentProcessingTime() - lastFinishBundleTime >= BATCH_TIME_MS) {
+            invokeFinishBundle();
         }
     }
 
