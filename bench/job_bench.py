@@ -37,11 +37,10 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, Topic
 from confluent_kafka.admin import AdminClient
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
-from jobs import campaign_job
+from jobs import campaign_job, startup
 from jobs.environment import local_environment
 from kafka_io_bench import create_topic
 from rtm import flink_config, generator, kafka_broker, kafka_clients, settings
-from rtm.campaigns import load_paths
 from rtm.events import user_key
 from rtm.time_rules import TimeRules
 
@@ -132,10 +131,8 @@ def delete_topics(bootstrap: str, prefix: str) -> None:
 
 
 def reference_campaigns() -> dict[str, str]:
-    loaded, issues = load_paths([settings.CAMPAIGNS_DIR])
-    if issues:
-        raise SystemExit(f"campaigns/ has issues: {issues}")
-    return {c.id: json.dumps(c.definition) for c in loaded}
+    """The reference campaigns and policy, as `rtm run` starts with them."""
+    return startup.definitions(startup.folder_campaigns(settings.CAMPAIGNS_DIR))
 
 
 def write_events(bootstrap: str, topic: str, events: list[dict]) -> None:
@@ -421,7 +418,7 @@ def main():
     campaigns = reference_campaigns()
     try:
         events, users = traffic(args.events, args.seed, int(args.spread_hours * 3_600_000))
-        say(f"throughput: {len(events):,} events of {users:,} users, {len(campaigns)} campaigns, broker {bootstrap}")
+        say(f"throughput: {len(events):,} events of {users:,} users, {len(campaigns)} campaign records (the policy among them), broker {bootstrap}")
         tp = throughput(overrides, bootstrap, run_id, events, users, campaigns)
 
         first, last = int(args.rate * args.warmup), int(args.rate * (args.warmup + args.seconds))

@@ -1,0 +1,169 @@
+"""The Python half of io.rtm.flink.CampaignEngineOperator: batches in, one response out.
+
+The requests are built here as the operator builds them (its `request`), and the responses
+read as it reads them (its `apply`): the byte layout is the contract between the two.
+"""
+
+import json
+import struct
+
+import yaml
+
+from engine_helpers import HOUR, MIN, T0
+
+from rtm.time_rules import TimeRules
+from udfs.campaign_engine import (
+    COUNTERS,
+    DELETE_EVENT_TIMER,
+    EVENT_TIMER,
+    INPUT,
+    NO_STATE,
+    REGISTER_EVENT_TIMER,
+    STATE_SENT_BEFORE,
+    CampaignEngine,
+    engine_config,
+)
+from udfs.rows import read_routed
+
+CART = """
+id: cart_left
+version: 1
+name: Cart left
+pattern:
+  steps:
+    - event: add_to_cart
+      as: cart
+  absence:
+    for: 1h
+    event: purchase
+action:
+  channel: email
+  endpoint: email
+  message: "Your cart misses you"
+"""
+
+
+def _bytes(data: bytes | None) -> bytes:
+    return struct.pack(">i", -1) if data is None else struct.pack(">i", len(data)) + data
+
+
+def _frame(value: bytes, ts: int) -> bytes:
+    """An event as io.rtm.flink.Inputs.frame writes it (kind code 0: event)."""
+    topic = b"rtm.events"
+    return struct.pack(">bqiqiii", 0, ts, 0, 7, -1, len(topic), len(value)) + topic + value
+
+
+def _event(event_id: str, etype: str, at: int, user: str = "u1") -> tuple[str, bytes]:
+    value = json.dumps({"event_id": event_id, "type": etype, "ts": T0 + at, "user_id": user}).encode()
+    return user, _frame(value, T0 + at)
+
+
+def request(items: list[tuple[int, str, bytes | int]], states: dict[str, bytes]) -> bytes:
+    """Items (tag, user key, frame or timer timestamp), each user's state sent with its first item."""
+    parts, sent = [struct.pack(">i", len(items))], set()
+    for tag, key, item in items:
+        parts.append(struct.pack(">b", tag) + _bytes(key.encode()))
+        if key in sent:
+            parts.append(struct.pack(">i", STATE_SENT_BEFORE))
+        else:
+            sent.add(key)
+            state = states.get(key)
+            parts.append(struct.pack(">i", NO_STATE) if state is None else _bytes(state))
+        parts.append(_bytes(item) if tag == INPUT else struct.pack(">q", item))
+    return b"".join(parts)
+
+
+def response(data: bytes) -> dict:
+    """The response, read as the operator reads it."""
+    view, at = memoryview(data), 0
+
+    def take(fmt):
+        nonlocal at
+        (value,) = struct.unpack_from(fmt, view, at)
+        at += struct.calcsize(fmt)
+        return value
+
+    def blob():
+        nonlocal at
+        size = take(">i")
+        if size < 0:
+            return None
+        at += size
+        return bytes(view[at - size:at])
+
+    outputs = [read_routed(blob()) for _ in range(take(">i"))]
+    states = {blob().decode(): blob() for _ in range(take(">i"))}
+    timers = [(take(">b"), blob().decode(), take(">q")) for _ in range(take(">i"))]
+    writes = [(blob().decode(), blob().decode()) for _ in range(take(">i"))]
+    counts = dict(zip(COUNTERS, (take(">i") for _ in COUNTERS)))
+    assert at == len(data), "the response has bytes the operator would not read"
+    return {"outputs": outputs, "states": states, "timers": timers, "writes": writes, "counts": counts}
+
+
+def _engine(*texts: str) -> CampaignEngine:
+    definitions = {(d := yaml.safe_load(text))["id"]: json.dumps(d) for text in texts or (CART,)}
+    return CampaignEngine(engine_config(definitions, TimeRules(live=False)), 0, b"")
+
+
+def test_a_users_events_in_one_batch_apply_in_order_and_leave_one_state_and_one_timer():
+    engine = _engine()
+    (key, first), (_, second) = _event("e1", "add_to_cart", 0), _event("e2", "page_view", MIN)
+    out = response(engine.process(request([(INPUT, key, first), (INPUT, key, second)], {})))
+    assert list(out["states"]) == ["u1"]  # the final state only, once
+    assert out["timers"] == [(REGISTER_EVENT_TIMER, "u1", T0 + 30 * MIN)]  # the session end comes first
+    assert [record.output for record in out["outputs"]] == ["sessions"]  # session_start
+    assert out["counts"]["triggers"] == 0
+
+
+def test_a_fired_timer_settles_the_absence_with_the_state_the_batch_carried():
+    engine = _engine()
+    key, cart = _event("e1", "add_to_cart", 0)
+    first = response(engine.process(request([(INPUT, key, cart)], {})))
+    state = first["states"]["u1"]
+    # The lazy timer fires at the session end first, then at the absence deadline.
+    timers = response(engine.process(request([(EVENT_TIMER, "u1", T0 + 30 * MIN)], {"u1": state})))
+    assert timers["timers"] == [(REGISTER_EVENT_TIMER, "u1", T0 + HOUR)]
+    fired = response(engine.process(request([(EVENT_TIMER, "u1", T0 + HOUR)], {"u1": timers["states"]["u1"]})))
+    triggers = [json.loads(record.value) for record in fired["outputs"] if record.output == "triggers"]
+    assert [(t["campaign_id"], t["event_time"]) for t in triggers] == [("cart_left", T0 + HOUR)]
+    assert fired["counts"]["triggers"] == 1
+
+
+def test_a_timer_of_a_user_without_state_changes_nothing():
+    out = response(_engine().process(request([(EVENT_TIMER, "gone", T0)], {})))
+    assert out["outputs"] == [] and out["states"] == {} and out["timers"] == []
+
+
+def test_a_record_that_cannot_be_parsed_is_dead_lettered_and_the_next_one_still_applies():
+    engine = _engine()
+    key, good = _event("e1", "add_to_cart", 0)
+    bad = _frame(b"{not json", T0)
+    out = response(engine.process(request([(INPUT, key, bad), (INPUT, key, good)], {})))
+    letters = [json.loads(record.value) for record in out["outputs"] if record.output == "dlq"]
+    assert [(letter["offset"], letter["topic"]) for letter in letters] == [(7, "rtm.events")]
+    assert out["counts"]["dead_letters"] == 1
+    assert "u1" in out["states"]  # the good event after it applied
+
+
+def test_a_timer_armed_early_stays_then_fires_settles_nothing_and_rearms_at_the_deadline():
+    engine = _engine()
+    key, page = _event("e1", "page_view", 0)
+    first = response(engine.process(request([(INPUT, key, page)], {})))
+    assert first["timers"] == [(REGISTER_EVENT_TIMER, "u1", T0 + 30 * MIN)]
+    # An event 1 min later moves the session end to 31 min: the armed timer stays (no call).
+    key, cart = _event("e2", "add_to_cart", MIN)
+    second = response(engine.process(request([(INPUT, key, cart)], {"u1": first["states"]["u1"]})))
+    assert second["timers"] == []
+    fired = response(engine.process(request([(EVENT_TIMER, "u1", T0 + 30 * MIN)], {"u1": second["states"]["u1"]})))
+    assert fired["outputs"] == []  # nothing was due yet
+    assert fired["timers"] == [(REGISTER_EVENT_TIMER, "u1", T0 + 31 * MIN)]  # it fired: nothing to delete
+
+
+def test_a_deadline_earlier_than_the_armed_timer_moves_it_with_a_delete_and_a_register():
+    engine = _engine(CART, CART.replace("cart_left", "quick_nudge").replace("for: 1h", "for: 10m")
+                     .replace("add_to_cart", "view_item"))
+    key, page = _event("e1", "page_view", 0)
+    first = response(engine.process(request([(INPUT, key, page)], {})))
+    key, item = _event("e2", "view_item", MIN)  # quick_nudge's absence ends at 11 min, before the session
+    second = response(engine.process(request([(INPUT, key, item)], {"u1": first["states"]["u1"]})))
+    assert second["timers"] == [(DELETE_EVENT_TIMER, "u1", T0 + 30 * MIN), (REGISTER_EVENT_TIMER, "u1", T0 + 11 * MIN)]
