@@ -34,6 +34,7 @@ import time
 
 import msgspec
 
+from rtm.arbitration import POLICY_KEY
 from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
 from rtm.engine import Result, apply_event, settle
@@ -171,8 +172,9 @@ class CampaignEngine:
         except ValueError as err:  # CampaignError among them
             batch.counts[REJECTED] += 1
             if self._reports_rejections:
-                log.warning("campaign update rejected, the previous version stays: %s", err)
-                batch.outputs.append(refuse(record, f"campaign rejected, the previous version stays active: {err}"))
+                what = "policy" if record.key == POLICY_KEY else "campaign"
+                log.warning("%s update rejected, the previous version stays: %s", what, err)
+                batch.outputs.append(refuse(record, f"{what} rejected, the previous version stays active: {err}"))
             return batch.response()
         definition = RETIRED if record.value is None else record.value.decode()
         batch.campaign_writes.append(_pack(record.key.encode()) + _pack(definition.encode()))

@@ -11,6 +11,7 @@ import yaml
 
 from engine_helpers import HOUR, MIN, T0
 
+from rtm.arbitration import POLICY_KEY
 from rtm.time_rules import TimeRules
 from udfs.campaign_engine import (
     COUNTERS,
@@ -167,3 +168,24 @@ def test_a_deadline_earlier_than_the_armed_timer_moves_it_with_a_delete_and_a_re
     key, item = _event("e2", "view_item", MIN)  # quick_nudge's absence ends at 11 min, before the session
     second = response(engine.process(request([(INPUT, key, item)], {"u1": first["states"]["u1"]})))
     assert second["timers"] == [(DELETE_EVENT_TIMER, "u1", T0 + 30 * MIN), (REGISTER_EVENT_TIMER, "u1", T0 + 11 * MIN)]
+
+
+def _campaign_record(key: str, value: bytes) -> bytes:
+    """A record of rtm.campaigns as io.rtm.flink.Inputs.frame writes it (kind code 2: campaign)."""
+    topic, key_bytes = b"rtm.campaigns", key.encode()
+    return (struct.pack(">bqiqiii", 2, 0, 0, 3, len(key_bytes), len(topic), len(value)) + key_bytes + topic
+            + value)
+
+
+def test_a_refused_campaign_or_policy_update_is_dead_lettered_by_its_name_and_only_an_accepted_one_is_kept():
+    engine = _engine()
+    refused_campaign = response(engine.broadcast(_campaign_record("cart_left", b'{"id": "other"}')))
+    refused_policy = response(engine.broadcast(_campaign_record(POLICY_KEY, b'{"caps": "none"}')))
+    reasons = [json.loads(out["outputs"][0].value)["reason"] for out in (refused_campaign, refused_policy)]
+    assert reasons[0].startswith("campaign rejected, the previous version stays active")
+    assert reasons[1].startswith("policy rejected, the previous version stays active")
+    assert refused_campaign["writes"] == refused_policy["writes"] == []
+    assert refused_policy["counts"]["rejected_campaigns"] == 1
+    accepted = response(engine.broadcast(_campaign_record(POLICY_KEY, json.dumps(
+        {"caps": [{"channel": "email", "max": 1, "per": "1d"}]}).encode())))
+    assert accepted["outputs"] == [] and [key for key, _ in accepted["writes"]] == [POLICY_KEY]
