@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rtm.caps import count_since, remember
 from rtm.records import Suppressed, Trigger
 from rtm.state import Sends, UserState
 
@@ -65,9 +66,7 @@ def admit(policy: Policy, user: UserState, trigger: Trigger, ts: int) -> str | N
             if cap.per is None:
                 used = sends.in_session if sends.session == session else 0
             else:
-                since, used = ts - cap.per, 0
-                for t in sends.recent:
-                    used += t > since
+                used = count_since(sends.recent, ts - cap.per)
             if used >= cap.max:
                 return cap.reason
     if not trigger.holdout:
@@ -79,7 +78,7 @@ def admit(policy: Policy, user: UserState, trigger: Trigger, ts: int) -> str | N
             sends.session, sends.in_session = session, 1
         keep = policy.memory_ms[trigger.channel]
         if keep:
-            sends.recent = [t for t in sends.recent if t > ts - keep] + [ts]
+            sends.recent = remember(sends.recent, ts, keep)
     return None
 
 

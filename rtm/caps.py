@@ -7,11 +7,15 @@ rest of a session. A match may start only if it could still fire; a completed ma
 fires only if, at its completion time, it still may.
 """
 
-from rtm.campaigns import Limits
+from typing import TYPE_CHECKING
+
 from rtm.state import Progress
 
+if TYPE_CHECKING:  # rtm.campaigns imports rtm.arbitration, which counts its sends here
+    from rtm.campaigns import Limits
 
-def may_start(limits: Limits, progress: Progress | None, session: int) -> bool:
+
+def may_start(limits: "Limits", progress: Progress | None, session: int) -> bool:
     """Whether a new partial match may start in session number `session`."""
     if progress is None:
         return True
@@ -19,7 +23,7 @@ def may_start(limits: Limits, progress: Progress | None, session: int) -> bool:
     return progress.muted != session and (cap is None or progress.fired < cap)
 
 
-def may_fire(limits: Limits, progress: Progress, ts: int, session: int) -> bool:
+def may_fire(limits: "Limits", progress: Progress, ts: int, session: int) -> bool:
     """Whether a match completed at `ts` fires (muting, lifetime cap, cooldown, cap per period)."""
     if not may_start(limits, progress, session):
         return False
@@ -28,13 +32,24 @@ def may_fire(limits: Limits, progress: Progress, ts: int, session: int) -> bool:
         return False
     if limits.per is None:
         return not limits.per_session or progress.fired_session != session or progress.fired_in_session < limits.max
-    since, count = ts - limits.per, 0
-    for t in recent:
+    return count_since(recent, ts - limits.per) < limits.max
+
+
+def count_since(times: list[int], since: int) -> int:
+    """How many of `times` are later than `since`: a sliding-window cap's count (also the
+    policy's, rtm.arbitration)."""
+    count = 0
+    for t in times:
         count += t > since
-    return count < limits.max
+    return count
 
 
-def count_completion(limits: Limits, progress: Progress, ts: int, session: int) -> None:
+def remember(times: list[int], ts: int, keep_ms: int) -> list[int]:
+    """`times` with `ts` added and those `keep_ms` or more before it forgotten."""
+    return [t for t in times if t > ts - keep_ms] + [ts]
+
+
+def count_completion(limits: "Limits", progress: Progress, ts: int, session: int) -> None:
     progress.fired += 1
     if limits.per_session:
         if progress.fired_session == session:
@@ -43,10 +58,10 @@ def count_completion(limits: Limits, progress: Progress, ts: int, session: int) 
             progress.fired_session, progress.fired_in_session = session, 1
     keep = limits.memory_ms
     if keep:
-        progress.recent = [t for t in progress.recent if t > ts - keep] + [ts]
+        progress.recent = remember(progress.recent, ts, keep)
 
 
-def still_counts(limits: Limits, progress: Progress, open_session: int | None, oldest_next: int) -> bool:
+def still_counts(limits: "Limits", progress: Progress, open_session: int | None, oldest_next: int) -> bool:
     """Whether a standing without a partial match can still change an outcome.
 
     `open_session` is the open session's number (None if none is open); `oldest_next` the

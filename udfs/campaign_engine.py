@@ -238,9 +238,8 @@ class CampaignEngine:
                 batch.counts[LATE_EVENTS] += 1
                 batch.outputs.append(routed_out(LATE, key, record.value))
                 return  # nothing changed
-            slot = msgspec.structs.replace(slot, anchor=(_wall_ms(), event.ts))
             outputs = self._outputs(key, result, batch)
-            self._store(key, slot, result, slots, batch)
+            self._store(key, slot, result, slots, batch, anchor=(_wall_ms(), event.ts))
         except Exception as err:  # noqa: BLE001 - as above; the state only changes once all succeeded
             self._dead_letter(record, f"the engine failed on this event, the user's state is as it was "
                                       f"before: {type(err).__name__}: {err}", batch)
@@ -323,22 +322,23 @@ class CampaignEngine:
             rows.append(routed_out(CONVERSIONS, key, _encode_json(conversion)))
         return rows
 
-    def _store(self, key: str, slot: UserSlot, result: Result, slots: dict, batch: Batch) -> None:
-        """Record the user's new state and timers; the state is encoded first, so if that
-        fails nothing has changed."""
-        slot = msgspec.structs.replace(slot, engine=result.state)
-        if slot.engine is None and slot.profile is None:
+    def _store(self, key: str, slot: UserSlot, result: Result, slots: dict, batch: Batch,
+               anchor: tuple[int, int] | None = None) -> None:
+        """Record the user's new state and timers (`anchor`: the new one, after an event) in
+        a new slot, so that if anything fails the batch still holds the old one."""
+        if result.state is None and slot.profile is None:
             slots[key] = batch.states[key] = None  # forgotten by the engine (idle expiry); stale timers find nothing
             return
+        anchor = anchor or slot.anchor
         deadline, armed = result.next_deadline, slot.event_timer
         event_timer = event_timer_to_arm(armed, deadline)
         wall_deadline = None
-        if deadline is not None and self._rules.live and slot.anchor is not None:
+        if deadline is not None and self._rules.live and anchor is not None:
             # From the deadline itself, not from an early event-time timer: the wall time of
             # that one has passed when the wall timer fires, so it would be due at once, again
             # and again, while the watermark stands still.
-            wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(slot.anchor, deadline))
-        slot = msgspec.structs.replace(slot, event_timer=event_timer,
+            wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(anchor, deadline))
+        slot = msgspec.structs.replace(slot, engine=result.state, event_timer=event_timer, anchor=anchor,
                                        wall_timer=slot.wall_timer if wall_deadline is None else wall_deadline)
         encoded = _slot_encoder.encode(slot)
         slots[key], batch.states[key] = slot, encoded

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -183,7 +184,7 @@ public final class CampaignEngineOperator extends AbstractEmbeddedPythonFunction
     private void add(byte tag, String key, Object item) throws Exception {
         int n = batchKeys.size();
         if (n == batchTags.length) {
-            batchTags = java.util.Arrays.copyOf(batchTags, n * 2);
+            batchTags = Arrays.copyOf(batchTags, n * 2);
         }
         batchTags[n] = tag;
         batchKeys.add(key);
