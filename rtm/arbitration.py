@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from rtm.caps import count_since, remember
 from rtm.records import Suppressed, Trigger
 from rtm.state import Sends, UserState
@@ -84,8 +86,7 @@ def admit(policy: Policy, user: UserState, trigger: Trigger, ts: int) -> str | N
 
 def suppressed(trigger: Trigger, reason: str) -> Suppressed:
     """The record of rtm.suppressed: the trigger as it would have left, and why it did not."""
-    return Suppressed(**{name: getattr(trigger, name) for name in Trigger.__struct_fields__},
-                      suppressed_reason=reason)
+    return Suppressed(**msgspec.structs.asdict(trigger), suppressed_reason=reason)
 
 
 def forget_spent(policy: Policy, user: UserState, oldest_next: int) -> None:

@@ -104,7 +104,9 @@ def parse_event(raw: bytes | str) -> Event:
         raise InvalidEvent("type is empty")
     if not event.key:
         raise InvalidEvent("neither user_id nor anonymous_id is set: one is required (it is the user key)")
-    event.ts = parse_ts(event.ts)
+    ts = event.ts
+    if type(ts) is not int or not _MIN_EPOCH_MS <= ts <= _MAX_EPOCH_MS:  # parse_ts's checks, inlined when they pass
+        event.ts = parse_ts(ts)
     return event
 
 

@@ -19,8 +19,6 @@ import os
 import re
 from pathlib import Path
 
-from confluent_kafka import KafkaError
-
 from rtm.errors import RtmError
 
 ENV_VAR = "RTM_KAFKA_CONFIG"
@@ -107,6 +105,8 @@ def _jaas_credentials(jaas: str) -> dict[str, str]:
 def _refused(err) -> None:
     """error_cb of every confluent-kafka client: a refused login (or another fatal error)
     ends the command at the client's next poll or flush, saying why, instead of retries."""
+    from confluent_kafka import KafkaError  # here: commands without a Kafka client skip its import
+
     if err.code() == KafkaError._AUTHENTICATION or err.fatal():
         source = path() or f"--kafka-config or {ENV_VAR}"
         raise RtmError(f"Kafka refused this client: {err.str()}; check security.protocol and the sasl.*/ssl.* "

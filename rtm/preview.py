@@ -1,21 +1,21 @@
 """The engine over files, no Flink: what `rtm campaigns preview` runs.
 
 It calls the very apply_event/settle the Flink job calls, one user state per key,
-events in file order; at the end event time stops at the largest event time (or
+events in file order. The states stay decoded (the job's are msgpack bytes between
+batches; tests/unit and the job's tests hold the two ways to the same results); at the end event time stops at the largest event time (or
 `until`) and everything due by then is settled (docs/CONTRACTS.md, "Time").
 """
 
-import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rtm.campaigns import CampaignSet
-from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle
+from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle, without_cycle_collection
 from rtm.events import Event, InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
+from rtm.state import UserState
 from rtm.time_rules import DEFAULT_MAX_FUTURE_MS, too_far_ahead
 
 OnError = Callable[[str], None]
@@ -79,9 +79,9 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mapping[str, dict[str, Any]],
                 until: int | None = None, config: EngineConfig = DEFAULT_CONFIG) -> PreviewResult:
     out = PreviewResult()
-    states: dict[str, bytes] = {}
+    states: dict[str, UserState] = {}
     latest = None
-    with _without_cycle_collection():
+    with without_cycle_collection():
         for event in events:
             ts = event.ts
             if until is not None and ts > until:
@@ -100,24 +100,11 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
     return out
 
 
-@contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """The engine makes no reference cycles, so the cyclic collector would only walk the growing
-    lists of triggers and sessions again and again: ~10% of a preview's time. Paused meanwhile."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _collect(out: PreviewResult, states: dict[str, bytes], key: str, result: Result) -> None:
-    if result.state is None:
+def _collect(out: PreviewResult, states: dict[str, UserState], key: str, result: Result) -> None:
+    if result.user is None:
         states.pop(key, None)
     else:
-        states[key] = result.state
+        states[key] = result.user
     # Most calls bring nothing: test before extending (this runs once per event).
     if result.triggers:
         out.triggers += result.triggers

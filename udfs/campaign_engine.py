@@ -10,8 +10,9 @@ every timer call crosses between Java and Python, and those crossings cost more 
 engine; a batch crosses twice. All matching logic is rtm.engine's; this module moves data
 and decides the timers.
 
-Per user there is ONE state (a msgpack UserSlot: the engine's bytes, the profile, the
-armed timers).
+Per user there is ONE state (a msgpack UserSlot: the engine's UserState, the profile, the
+armed timers), decoded once per batch: the engine changes the UserState in place, and the
+slot is encoded after each item, so a failing item falls back to the bytes before it.
 
 No record can stop the job (with restarts it would stop it again on every replay): a
 record that fails to parse or makes the engine fail goes to the DLQ with the reason, the
@@ -37,8 +38,9 @@ import msgspec
 from rtm.arbitration import POLICY_KEY
 from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
-from rtm.engine import Result, apply_event, settle
+from rtm.engine import Result, apply_event, decode_state, settle, without_cycle_collection
 from rtm.events import InvalidEvent, InvalidProfile, parse_event, parse_profile
+from rtm.state import UserState
 from rtm.time_rules import TimeRules, event_timer_to_arm, wall_timer_to_arm
 from udfs.rows import CONVERSIONS, END, LATE, PROFILE, SESSIONS, SUPPRESSED, TRIGGERS, read_input, refuse, routed_out
 
@@ -77,10 +79,12 @@ COUNTERS = (
  DROPPED_TRIGGERS, SUPPRESSED_TRIGGERS, ENGINE_ERRORS) = range(len(COUNTERS))
 
 
-class UserSlot(msgspec.Struct, array_like=True):
+class UserSlot(msgspec.Struct, array_like=True, gc=False):  # a tree, like the UserState it holds
     """Everything the job keeps for one user key."""
 
-    engine: bytes | None = None
+    # bytes: the engine's state as earlier versions nested it (msgpack in msgpack), read
+    # from a savepoint they took; decoded with the slot (_decode_slot)
+    engine: UserState | bytes | None = None
     profile: dict | None = None
     event_timer: int | None = None  # armed event-time timer (event millis)
     wall_timer: int | None = None  # armed processing-time timer (wall millis)
@@ -91,6 +95,15 @@ class UserSlot(msgspec.Struct, array_like=True):
 
 _slot_decoder = msgspec.msgpack.Decoder(UserSlot)
 _slot_encoder = msgspec.msgpack.Encoder()
+
+
+def _decode_slot(data: bytes | memoryview | None) -> UserSlot | None:
+    if data is None:
+        return None
+    slot = _slot_decoder.decode(data)
+    if type(slot.engine) is bytes:
+        slot.engine = decode_state(slot.engine)
+    return slot
 
 
 def engine_config(bootstrap_campaigns: dict[str, str], rules: TimeRules) -> bytes:
@@ -111,10 +124,16 @@ class Batch:
 
     def __init__(self):
         self.outputs: list[bytes] = []
+        self.received: dict[str, memoryview | None] = {}  # user key -> the slot as the request sent it
         self.states: dict[str, bytes | None] = {}  # user key -> msgpack UserSlot, None: cleared
         self.timer_ops: list[bytes] = []
         self.campaign_writes: list[bytes] = []
         self.counts = [0] * len(COUNTERS)
+
+    def slot_before(self, key: str) -> UserSlot | None:
+        """The user's slot after the last item that succeeded: for an item that failed
+        half way through the engine's changes."""
+        return _decode_slot(self.states[key] if key in self.states else self.received[key])
 
     def timer(self, op: int, key: str, ts: int) -> None:
         self.timer_ops.append(bytes([op]) + _pack(key.encode()) + _LONG.pack(ts))
@@ -184,6 +203,12 @@ class CampaignEngine:
 
     def process(self, request: bytes) -> bytes:
         """A batch of the operator's items, in order (io.rtm.flink.CampaignEngineOperator.request)."""
+        # The users' states live through the batch: without the pause the cyclic collector
+        # would walk them, and now and then the whole interpreter's heap (PyFlink's too).
+        with without_cycle_collection():
+            return self._process(request)
+
+    def _process(self, request: bytes) -> bytes:
         batch = Batch()
         slots: dict[str, UserSlot | None] = {}
         view = memoryview(request)
@@ -197,10 +222,11 @@ class CampaignEngine:
             (size,) = _INT.unpack_from(view, start)
             start += 4
             if size >= 0:
-                slots[key] = _slot_decoder.decode(view[start:start + size])
+                batch.received[key] = view[start:start + size]
+                slots[key] = _decode_slot(batch.received[key])
                 start += size
             elif size == NO_STATE:
-                slots[key] = None
+                batch.received[key] = slots[key] = None
             if tag == INPUT:
                 (size,) = _INT.unpack_from(view, start)
                 start += 4
@@ -241,6 +267,7 @@ class CampaignEngine:
             outputs = self._outputs(key, result, batch)
             self._store(key, slot, result, slots, batch, anchor=(_wall_ms(), event.ts))
         except Exception as err:  # noqa: BLE001 - as above; the state only changes once all succeeded
+            slots[key] = batch.slot_before(key)
             self._dead_letter(record, f"the engine failed on this event, the user's state is as it was "
                                       f"before: {type(err).__name__}: {err}", batch)
             return
@@ -296,6 +323,7 @@ class CampaignEngine:
             outputs = self._outputs(key, result, batch)
             self._store(key, slot, result, slots, batch)
         except Exception:  # noqa: BLE001 - a failing timer must not stop the job; the next event retries
+            slots[key] = batch.slot_before(key)
             batch.counts[ENGINE_ERRORS] += 1
             log.exception("user %s: settling the deadline at %s failed; the state is as it was", key, now)
             return
@@ -326,7 +354,7 @@ class CampaignEngine:
                anchor: tuple[int, int] | None = None) -> None:
         """Record the user's new state and timers (`anchor`: the new one, after an event) in
         a new slot, so that if anything fails the batch still holds the old one."""
-        if result.state is None and slot.profile is None:
+        if result.user is None and slot.profile is None:
             slots[key] = batch.states[key] = None  # forgotten by the engine (idle expiry); stale timers find nothing
             return
         anchor = anchor or slot.anchor
@@ -338,7 +366,7 @@ class CampaignEngine:
             # that one has passed when the wall timer fires, so it would be due at once, again
             # and again, while the watermark stands still.
             wall_deadline = wall_timer_to_arm(slot.wall_timer, self._rules.wall_time_of(anchor, deadline))
-        slot = msgspec.structs.replace(slot, engine=result.state, event_timer=event_timer, anchor=anchor,
+        slot = msgspec.structs.replace(slot, engine=result.user, event_timer=event_timer, anchor=anchor,
                                        wall_timer=slot.wall_timer if wall_deadline is None else wall_deadline)
         encoded = _slot_encoder.encode(slot)
         slots[key], batch.states[key] = slot, encoded

@@ -6,7 +6,7 @@ import msgspec
 import yaml
 
 from rtm.campaigns import CampaignSet, load_definition
-from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, settle
+from rtm.engine import DEFAULT_CONFIG, EngineConfig, apply_event, decode_state, encode_state, settle
 from rtm.events import Event, parse_event
 from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
 
@@ -31,7 +31,8 @@ def campaign_set(*yaml_texts: str, policy: str | None = None) -> CampaignSet:
 
 
 class User:
-    """Drives one user's state through apply_event/settle like the Flink job does."""
+    """Drives one user's state through apply_event/settle like the Flink job does: the state
+    goes through its bytes (`state`) between calls."""
 
     def __init__(self, campaigns: CampaignSet, profile: dict | None = None,
                  config: EngineConfig = DEFAULT_CONFIG) -> None:
@@ -45,7 +46,8 @@ class User:
         self.next_deadline: int | None = None
 
     def _take(self, result) -> list[Trigger]:
-        self.state, self.next_deadline = result.state, result.next_deadline
+        self.state = None if result.user is None else encode_state(result.user)
+        self.next_deadline = result.next_deadline
         self.triggers += result.triggers
         self.suppressed += result.suppressed
         self.sessions += result.sessions
@@ -57,11 +59,11 @@ class User:
         """Apply events; return the triggers they caused."""
         fired = []
         for e in events:
-            fired += self._take(apply_event(self.state, e, self.campaigns, self.profile, self.config))
+            fired += self._take(apply_event(decode_state(self.state), e, self.campaigns, self.profile, self.config))
         return fired
 
     def settle(self, at: int) -> list[Trigger]:
-        return self._take(settle(self.state, T0 + at, self.campaigns, self.profile, self.config))
+        return self._take(settle(decode_state(self.state), T0 + at, self.campaigns, self.profile, self.config))
 
     def fired(self, campaign_id: str) -> list[Trigger]:
         return [t for t in self.triggers if t.campaign_id == campaign_id]

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from rtm.campaigns import CampaignError, CampaignSet
-from rtm.engine import apply_event, decode_state
+from rtm.engine import apply_event, decode_state, encode_state
 
 from engine_helpers import HOUR, MIN, SEC, User, campaign_set, event
 
@@ -29,9 +29,10 @@ def test_duplicate_event_is_dropped_and_reported(shipped):
     user = User(shipped)
     first = user.state
     user.send(pv("p1", 0))
-    state = user.state
+    state = decode_state(user.state)
     result = apply_event(state, pv("p1", SEC), shipped, None)
-    assert result.duplicate and result.state is state and result.triggers == [] and first is None
+    assert result.duplicate and result.triggers == [] and first is None
+    assert result.user is state and encode_state(state) == user.state  # unchanged
 
 
 def test_duplicates_do_not_count_towards_a_pattern():

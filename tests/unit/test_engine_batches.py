@@ -7,11 +7,14 @@ read as it reads them (its `apply`): the byte layout is the contract between the
 import json
 import struct
 
+import msgspec
 import yaml
 
 from engine_helpers import HOUR, MIN, T0
 
+import rtm.engine
 from rtm.arbitration import POLICY_KEY
+from rtm.state import UserState, encode_state
 from rtm.time_rules import TimeRules
 from udfs.campaign_engine import (
     COUNTERS,
@@ -22,6 +25,7 @@ from udfs.campaign_engine import (
     REGISTER_EVENT_TIMER,
     STATE_SENT_BEFORE,
     CampaignEngine,
+    UserSlot,
     engine_config,
 )
 from udfs.rows import read_routed
@@ -189,3 +193,37 @@ def test_a_refused_campaign_or_policy_update_is_dead_lettered_by_its_name_and_on
     accepted = response(engine.broadcast(_campaign_record(POLICY_KEY, json.dumps(
         {"caps": [{"channel": "email", "max": 1, "per": "1d"}]}).encode())))
     assert accepted["outputs"] == [] and [key for key, _ in accepted["writes"]] == [POLICY_KEY]
+
+
+def _engine_state(slot: bytes) -> UserState:
+    return msgspec.msgpack.decode(slot, type=UserSlot).engine
+
+
+def test_an_event_the_engine_fails_on_half_way_leaves_the_users_state_as_it_was_before_it(monkeypatch):
+    engine = _engine()
+    (key, e1), (_, e2), (_, e3) = (_event(f"e{i}", "add_to_cart", i * MIN) for i in (1, 2, 3))
+    expected = _engine_state(response(engine.process(request([(INPUT, key, e1), (INPUT, key, e3)], {})))
+                             ["states"]["u1"])
+    feed = rtm.engine._feed
+
+    def fails_on_e2(scope, *args):  # after the session and the dedup ids took the event in
+        if scope.event_id == "e2":
+            raise RuntimeError("boom")
+        return feed(scope, *args)
+
+    monkeypatch.setattr(rtm.engine, "_feed", fails_on_e2)
+    out = response(engine.process(request([(INPUT, key, e1), (INPUT, key, e2), (INPUT, key, e3)], {})))
+    [letter] = [json.loads(record.value) for record in out["outputs"] if record.output == "dlq"]
+    assert "the engine failed on this event" in letter["reason"] and "boom" in letter["reason"]
+    assert _engine_state(out["states"]["u1"]) == expected  # e2 left no trace: not counted, not seen
+
+
+def test_a_slot_of_an_earlier_version_with_the_engines_state_nested_as_bytes_restores():
+    engine = _engine()
+    key, first = _event("e1", "page_view", 0)
+    state = _engine_state(response(engine.process(request([(INPUT, key, first)], {})))["states"]["u1"])
+    earlier = msgspec.msgpack.encode([encode_state(state), None, T0 + 30 * MIN, None, None])
+    key, second = _event("e2", "page_view", MIN)
+    out = response(engine.process(request([(INPUT, key, second)], {"u1": earlier})))
+    assert _engine_state(out["states"]["u1"]).session.count == 2
+    assert out["timers"] == []  # the armed timer was read from the old slot too

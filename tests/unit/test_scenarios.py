@@ -4,7 +4,7 @@ import msgspec
 import pytest
 
 from rtm.campaigns import CampaignError, CampaignSet, load_definition, load_file
-from rtm.engine import apply_event, decode_state
+from rtm.engine import apply_event
 from rtm.settings import CAMPAIGNS_DIR
 from rtm.triggers import in_holdout
 from rtm.variants import assign
@@ -641,7 +641,7 @@ def test_a_trigger_that_cannot_be_held_is_dropped_with_its_reason(channel, withi
     user = User(campaigns, {"user_id": "u1", "segments": [], "attributes": {"timezone": "UTC"}})
     result = apply_event(None, event("p1", "ping", 8 * HOUR), campaigns, user.profile)  # 17:46 UTC: after 17:00
     assert result.triggers == [] and reason in result.dropped[0]
-    assert decode_state(result.state).held == []
+    assert result.user.held == []
 
 
 def test_an_unknown_time_zone_is_reported_and_utc_used():
@@ -649,7 +649,7 @@ def test_an_unknown_time_zone_is_reported_and_utc_used():
     result = apply_event(None, event("p1", "ping", 8 * HOUR), campaigns,
                          {"segments": [], "attributes": {"timezone": "Mars"}})
     assert "'Mars' is not a time zone" in result.errors[0]
-    [held] = decode_state(result.state).held
+    [held] = result.user.held
     assert held.release == event("x", "x", 23 * HOUR + 13 * MIN + 20 * SEC).ts  # 09:00 UTC the next day
 
 

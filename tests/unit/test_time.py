@@ -1,6 +1,6 @@
 """docs/CONTRACTS.md, "Time": what is due by an event's time is settled before the event is applied."""
 
-from rtm.engine import EngineConfig, apply_event, decode_state
+from rtm.engine import EngineConfig, apply_event, decode_state, encode_state
 
 from engine_helpers import HOUR, MIN, SEC, T0, User, campaign_set, event
 
@@ -129,7 +129,9 @@ def test_dedup_keeps_at_most_the_configured_number_of_ids(shipped):
 def test_an_event_far_behind_the_users_latest_is_dropped_as_late(shipped):
     user = User(shipped)
     user.send(event("a", "login", HOUR))
-    result = apply_event(user.state, event("old", "add_to_cart", HOUR - 6 * MIN), shipped, None)
-    assert result.late and result.state is user.state and result.triggers == []
-    slightly = apply_event(user.state, event("ok", "page_view", HOUR - 4 * MIN), shipped, None)
-    assert not slightly.late and decode_state(slightly.state).session.count == 2
+    state = decode_state(user.state)
+    result = apply_event(state, event("old", "add_to_cart", HOUR - 6 * MIN), shipped, None)
+    assert result.late and result.triggers == []
+    assert result.user is state and encode_state(state) == user.state  # unchanged
+    slightly = apply_event(decode_state(user.state), event("ok", "page_view", HOUR - 4 * MIN), shipped, None)
+    assert not slightly.late and slightly.user.session.count == 2
