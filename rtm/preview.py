@@ -1,9 +1,9 @@
 """The engine over files, no Flink: what `rtm campaigns preview` runs.
 
 It calls the very apply_event/settle the Flink job calls, one user state per key,
-events in file order. The states stay decoded (the job's are msgpack bytes between
-batches; tests/unit and the job's tests hold the two ways to the same results); at the end event time stops at the largest event time (or
-`until`) and everything due by then is settled (docs/CONTRACTS.md, "Time").
+events in file order, the recently active users' states decoded (UserStates); at the end
+event time stops at the largest event time (or `until`) and everything due by then is
+settled (docs/CONTRACTS.md, "Time").
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -15,10 +15,11 @@ from rtm.campaigns import CampaignSet
 from rtm.engine import DEFAULT_CONFIG, EngineConfig, Result, apply_event, settle, without_cycle_collection
 from rtm.events import Event, InvalidEvent, InvalidProfile, parse_event, parse_profile
 from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
-from rtm.state import UserState
+from rtm.state import UserState, decode_state, encode_state
 from rtm.time_rules import DEFAULT_MAX_FUTURE_MS, too_far_ahead
 
 OnError = Callable[[str], None]
+DECODED_USERS = 100_000  # users whose states preview keeps decoded (UserStates)
 
 
 @dataclass
@@ -77,9 +78,10 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mapping[str, dict[str, Any]],
-                until: int | None = None, config: EngineConfig = DEFAULT_CONFIG) -> PreviewResult:
+                until: int | None = None, config: EngineConfig = DEFAULT_CONFIG,
+                decoded_users: int = DECODED_USERS) -> PreviewResult:
     out = PreviewResult()
-    states: dict[str, UserState] = {}
+    states = UserStates(decoded_users)
     latest = None
     with without_cycle_collection():
         for event in events:
@@ -89,22 +91,52 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
                 continue
             key = event.key
             out.events += 1
-            _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config))
+            _collect(out, states, key, apply_event(states.take(key), event, campaigns, profiles.get(key), config))
             if latest is None or ts > latest:
                 latest = ts
         out.users = len(states)
         end = latest if until is None else until
         if end is not None:
-            for key in sorted(states):
-                _collect(out, states, key, settle(states[key], end, campaigns, profiles.get(key), config))
+            for key in sorted(states.keys()):
+                _collect(out, states, key, settle(states.take(key), end, campaigns, profiles.get(key), config))
     return out
 
 
-def _collect(out: PreviewResult, states: dict[str, UserState], key: str, result: Result) -> None:
-    if result.user is None:
-        states.pop(key, None)
-    else:
-        states[key] = result.user
+class UserStates:
+    """The users' states by key: the `decoded` most recently active as UserStates (about
+    1.3 KB each), the others encoded as the job keeps them (about 0.2 KB), so that memory
+    stays bounded over a file of millions of users and most events find theirs decoded."""
+
+    def __init__(self, decoded: int) -> None:
+        self._decoded: dict[str, UserState] = {}  # least recently active first
+        self._encoded: dict[str, bytes] = {}
+        self._limit = decoded
+
+    def take(self, key: str) -> UserState | None:
+        """The user's state, out of the store until it is put back (`put`)."""
+        user = self._decoded.pop(key, None)
+        if user is None:
+            data = self._encoded.pop(key, None)
+            return None if data is None else decode_state(data)
+        return user
+
+    def put(self, key: str, user: UserState) -> None:
+        decoded = self._decoded
+        decoded[key] = user
+        if len(decoded) > self._limit:
+            oldest = next(iter(decoded))
+            self._encoded[oldest] = encode_state(decoded.pop(oldest))
+
+    def keys(self) -> set[str]:
+        return self._decoded.keys() | self._encoded.keys()
+
+    def __len__(self) -> int:
+        return len(self._decoded) + len(self._encoded)
+
+
+def _collect(out: PreviewResult, states: UserStates, key: str, result: Result) -> None:
+    if result.user is not None:
+        states.put(key, result.user)
     # Most calls bring nothing: test before extending (this runs once per event).
     if result.triggers:
         out.triggers += result.triggers

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from rtm.campaigns import CampaignSet, load_definition, load_paths
 from rtm.engine import EngineConfig, decode_state
 from rtm.expressions import Scope
+from rtm.preview import DECODED_USERS, run_preview
 from rtm.events import event_dict
 from rtm.send_windows import opens_at, zone
 from rtm.settings import CAMPAIGNS_DIR
@@ -295,3 +296,19 @@ def test_variant_assignment_is_stable_and_within_2_percent_of_the_weights_outsid
     counts = Counter(names)
     for i, weight in enumerate(weights):
         assert abs(counts[f"v{i}"] / len(treated) - weight / sum(weights)) < 0.02
+
+
+@FAST
+@given(histories(), st.sampled_from([0, 1, DECODED_USERS]))
+def test_preview_with_states_kept_decoded_or_encoded_gives_what_the_job_does(history, decoded_users):
+    # The User driver encodes the state after every call and decodes it for the next, as
+    # the job does between batches; preview keeps up to `decoded_users` users decoded.
+    events, profile = history
+    end = max((e.ts for e in events), default=T0) - T0 + 10 * HOUR
+    job = run(events, profile, end=end)
+    profiles = {events[0].key: profile} if events and profile else {}
+    preview = run_preview(CAMPAIGNS, events, profiles, until=T0 + end, config=CONFIG, decoded_users=decoded_users)
+    assert preview.triggers == job.triggers
+    assert preview.suppressed == job.suppressed
+    assert preview.sessions == job.sessions
+    assert preview.conversions == job.conversions
