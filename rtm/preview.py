@@ -1,7 +1,7 @@
 """The engine over files, no Flink: what `rtm campaigns preview` runs.
 
 It calls the very apply_event/settle the Flink job calls, one user state per key,
-events in file order, the recently active users' states decoded (UserStates); at the end
+events in file order, most users' states decoded (UserStates); at the end
 event time stops at the largest event time (or `until`) and everything due by then is
 settled (docs/CONTRACTS.md, "Time").
 """
@@ -19,7 +19,7 @@ from rtm.state import UserState, decode_state, encode_state
 from rtm.time_rules import DEFAULT_MAX_FUTURE_MS, too_far_ahead
 
 OnError = Callable[[str], None]
-DECODED_USERS = 100_000  # users whose states preview keeps decoded (UserStates)
+DECODED_USERS = 100_000  # users whose states preview keeps decoded at most (UserStates)
 
 
 @dataclass
@@ -91,41 +91,46 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
                 continue
             key = event.key
             out.events += 1
-            _collect(out, states, key, apply_event(states.take(key), event, campaigns, profiles.get(key), config))
+            _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config))
             if latest is None or ts > latest:
                 latest = ts
         out.users = len(states)
         end = latest if until is None else until
         if end is not None:
             for key in sorted(states.keys()):
-                _collect(out, states, key, settle(states.take(key), end, campaigns, profiles.get(key), config))
+                _collect(out, states, key, settle(states.get(key), end, campaigns, profiles.get(key), config))
     return out
 
 
 class UserStates:
-    """The users' states by key: the `decoded` most recently active as UserStates (about
-    1.3 KB each), the others encoded as the job keeps them (about 0.2 KB), so that memory
-    stays bounded over a file of millions of users and most events find theirs decoded."""
+    """The users' states by key: up to `decoded` of them as UserStates (about 1.3 KB each),
+    the others encoded as the job keeps them (about 0.2 KB), so that memory stays bounded
+    over a file of millions of users. Past the limit the user decoded first goes back to
+    bytes (no reordering per event: that cost more than it saved)."""
 
     def __init__(self, decoded: int) -> None:
-        self._decoded: dict[str, UserState] = {}  # least recently active first
+        self._decoded: dict[str, UserState] = {}
         self._encoded: dict[str, bytes] = {}
         self._limit = decoded
 
-    def take(self, key: str) -> UserState | None:
-        """The user's state, out of the store until it is put back (`put`)."""
-        user = self._decoded.pop(key, None)
+    def get(self, key: str) -> UserState | None:
+        user = self._decoded.get(key)
         if user is None:
             data = self._encoded.pop(key, None)
-            return None if data is None else decode_state(data)
+            if data is not None:
+                user = decode_state(data)
         return user
 
-    def put(self, key: str, user: UserState) -> None:
+    def put(self, key: str, user: UserState | None) -> None:
+        """The user's state after a call (None: forget the user)."""
         decoded = self._decoded
+        if user is None:
+            decoded.pop(key, None)
+            return
         decoded[key] = user
         if len(decoded) > self._limit:
-            oldest = next(iter(decoded))
-            self._encoded[oldest] = encode_state(decoded.pop(oldest))
+            first = next(iter(decoded))
+            self._encoded[first] = encode_state(decoded.pop(first))
 
     def keys(self) -> set[str]:
         return self._decoded.keys() | self._encoded.keys()
@@ -135,8 +140,7 @@ class UserStates:
 
 
 def _collect(out: PreviewResult, states: UserStates, key: str, result: Result) -> None:
-    if result.user is not None:
-        states.put(key, result.user)
+    states.put(key, result.user)
     # Most calls bring nothing: test before extending (this runs once per event).
     if result.triggers:
         out.triggers += result.triggers
