@@ -8,6 +8,7 @@ import requests
 
 from rtm import kafka_clients
 from rtm.events import MAX_EVENT_BYTES
+from rtm.waiting import wait_until
 from server_helpers import metric, running
 
 pytestmark = pytest.mark.kafka
@@ -152,6 +153,11 @@ def test_browsers_on_other_origins_may_post_health_answers_and_metrics_scrape(co
         health = requests.get(f"{server.url}/healthz", timeout=10)
         requests.post(f"{server.url}/v1/events", json=[event("c-1"), {"bad": 1}], timeout=10)
         metrics = requests.get(f"{server.url}/metrics", timeout=10)
+        # librdkafka counts a record as queued until its delivery report is done, a moment
+        # after the answer it let go: the gauge drains to 0, it need not be 0 at once.
+        drained = wait_until(
+            lambda: metric(requests.get(f"{server.url}/metrics", timeout=10).text, "rtm_collect_producer_queue") == 0,
+            timeout_s=10, every_s=0.05, what="the producer queue gauge to drain")
 
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "http://shop.example"
@@ -164,4 +170,4 @@ def test_browsers_on_other_origins_may_post_health_answers_and_metrics_scrape(co
     assert metric(text, "rtm_collect_events_total", source="-", outcome="rejected") == 1
     assert metric(text, "rtm_collect_http_requests_total", method="POST", route="/v1/events", status="202") == 1
     assert metric(text, "rtm_collect_http_request_duration_seconds_count", method="POST", route="/v1/events") == 1
-    assert metric(text, "rtm_collect_producer_queue") == 0
+    assert drained
