@@ -153,7 +153,7 @@ def _finish(user: UserState | None, deadlines: dict[str, int], campaigns: Campai
     if user is not None:
         _compact(user, campaigns, config)
         out.user = user
-        out.next_deadline = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms)[0]
+        out.next_deadline = _next_deadline(user, deadlines, config)
     return out
 
 
