@@ -4,13 +4,16 @@
 
 The workload is the peer benchmark's (../shared/peers): its 200k generated events and
 its two campaigns in rtm's language, read from peer_rtm.py so they cannot drift. Each
-round runs both commands as fresh processes (interpreter start and imports included),
-one after the other, so a busy machine slows both alike; only ratios within one run
-count. CPU is the child's user+sys time; the ratio is json.loads time / preview time.
+round runs the commands as fresh processes (interpreter start and imports included),
+one after the other, so a busy machine slows all alike; only ratios within one run
+count: json.loads, preview, and preview with RTM_PURE_PYTHON=1 when the engine is
+compiled (rtm.compiled). CPU is the child's user+sys time; the ratio is json.loads time /
+preview time.
 """
 
 import argparse
 import ast
+import os
 import resource
 import statistics
 import subprocess
@@ -18,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rtm import compiled
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
@@ -39,11 +44,11 @@ def ensure_events(events_file: Path, peers: Path) -> None:
                         "--seed", "42", "--out", events_file], check=True)
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one child process; its output is discarded."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
@@ -62,22 +67,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="preview-bench-") as tmp:
         for name, text in peer_campaigns(args.peers / "peer_rtm.py").items():
             (Path(tmp) / name).write_text(text)
-        commands = {
-            "json.loads": [sys.executable, "-c", JSON_LOOP, str(args.events_file)],
-            "preview": [str(Path(sys.executable).with_name("rtm")), "campaigns", "preview", "--campaigns", tmp,
-                        "--events", str(args.events_file)],
-        }
+        preview = [str(Path(sys.executable).with_name("rtm")), "campaigns", "preview", "--campaigns", tmp,
+                   "--events", str(args.events_file)]
+        env = {k: v for k, v in os.environ.items() if k != compiled.PURE_PYTHON_ENV}
+        commands = {"json.loads": ([sys.executable, "-c", JSON_LOOP, str(args.events_file)], env),
+                    "preview": (preview, env)}
+        if compiled.active():
+            commands["preview (Python)"] = (preview, {**env, compiled.PURE_PYTHON_ENV: "1"})
+        else:
+            print(f"the engine is not compiled (stale: {compiled.stale_modules()}): preview runs as Python")
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for round_ in range(1, args.rounds + 1):
-            for name, cmd in commands.items():
-                runs[name].append(timed(cmd))
-            (jw, jc), (pw, pc) = runs["json.loads"][-1], runs["preview"][-1]
-            print(f"round {round_}: json.loads {jw:5.2f} s wall {jc:5.2f} s CPU   preview {pw:5.2f} s wall "
-                  f"{pc:5.2f} s CPU   ratio {jw / pw:.3f} wall {jc / pc:.3f} CPU", flush=True)
+            for name, (cmd, cmd_env) in commands.items():
+                runs[name].append(timed(cmd, cmd_env))
+            (jw, jc) = runs["json.loads"][-1]
+            print(f"round {round_}: json.loads {jw:5.2f} s wall {jc:5.2f} s CPU" + "".join(
+                f"   {name} {w:5.2f} s wall {c:5.2f} s CPU, ratio {jw / w:.3f} wall {jc / c:.3f} CPU"
+                for name, [*_, (w, c)] in runs.items() if name != "json.loads"), flush=True)
     for i, what in enumerate(("wall", "CPU")):
-        ratios = [j[i] / p[i] for j, p in zip(runs["json.loads"], runs["preview"])]
-        print(f"median {what}: json.loads {statistics.median(j[i] for j in runs['json.loads']):.2f} s, preview "
-              f"{statistics.median(p[i] for p in runs['preview']):.2f} s, ratio {statistics.median(ratios):.3f}")
+        line = f"median {what}: json.loads {statistics.median(j[i] for j in runs['json.loads']):.2f} s"
+        for name, times in runs.items():
+            if name != "json.loads":
+                ratios = [j[i] / p[i] for j, p in zip(runs["json.loads"], times)]
+                line += (f", {name} {statistics.median(p[i] for p in times):.2f} s, "
+                         f"ratio {statistics.median(ratios):.3f}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ _COMMANDS = {
     "campaigns": "rtm.cli.campaigns:campaigns",
     "cluster": "rtm.cli.cluster:cluster",
     "collect": "rtm.cli.collect:collect",
+    "compile": "rtm.cli.compile:compile",
     "deliver": "rtm.cli.deliver:deliver",
     "demo": "rtm.cli.demo:demo",
     "events": "rtm.cli.events:events",
