@@ -9,6 +9,7 @@ loaded the same way, against the schema's `$defs.policy`.
 """
 
 import hashlib
+import importlib.resources
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,7 +32,8 @@ from rtm.patterns import (NO_TYPES, EventFilter, FieldError, Pattern, Types, com
 from rtm.send_windows import SendWindow
 from rtm.variants import Variant
 
-SCHEMA_PATH = Path(__file__).with_name("campaign.schema.json")
+# The package's data file, not one next to __file__: compiled, this module lives in rtm/_compiled/.
+SCHEMA_PATH = importlib.resources.files("rtm") / "campaign.schema.json"
 SESSION = "session"  # `limits.per: session`: a cap per session instead of per period
 POLICY_FILE = "policy.yaml"  # in a campaigns folder: the job's policy, not a campaign
 

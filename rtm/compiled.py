@@ -20,9 +20,9 @@ from pathlib import Path
 
 from rtm.errors import RtmError
 
-# The modules an event passes through, in rtm/. Not campaigns.py: it reads files next to its
-# own __file__, and its per-event part is a few dict lookups.
-MODULES = ("arbitration", "caps", "engine", "events", "expressions", "goals", "matcher", "patterns",
+# The modules an event passes through, in rtm/. Compiled, a module's __file__ is in
+# rtm/_compiled/: data files are found through importlib.resources.
+MODULES = ("arbitration", "campaigns", "caps", "engine", "events", "expressions", "goals", "matcher", "patterns",
            "preview", "records", "schedule", "send_windows", "sessions", "state", "time_rules", "triggers",
            "variants", "views")
 SOURCE_DIR = Path(__file__).parent
