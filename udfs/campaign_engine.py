@@ -35,6 +35,7 @@ import time
 
 import msgspec
 
+from rtm import compiled
 from rtm.arbitration import POLICY_KEY
 from rtm.campaign_updates import apply_update
 from rtm.campaigns import CampaignSet
@@ -156,6 +157,8 @@ class CampaignEngine:
     def __init__(self, config: bytes, subtask_index: int, campaigns_state: bytes):
         bootstrap_campaigns, self._rules = pickle.loads(config)
         self._reports_rejections = subtask_index == 0  # every instance sees an update; one reports it
+        if subtask_index == 0:
+            log.info("the campaign engine runs %s", "compiled (rtm.compiled)" if compiled.active() else "as Python")
         # Built from the bootstrap set and the campaigns state (which holds what the topic
         # said before a restore), then kept up to date by broadcast records.
         self._campaigns = CampaignSet.from_definitions(bootstrap_campaigns)
