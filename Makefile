@@ -35,4 +35,4 @@ bench: install jars ## Throughput and latency through Kafka (see README, "Benchm
 
 clean: ## Remove the venv, the jars and runtime state (a running broker is stopped first)
 	-test -x $(BIN)/rtm && $(BIN)/rtm kafka stop
-	rm -rf $(VENV) .jars jars/target .rtm rtm/_compiled
+	rm -rf $(VENV) .jars jars/target .rtm rtm/_compiled udfs/_compiled

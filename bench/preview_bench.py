@@ -75,7 +75,7 @@ def main() -> None:
         if compiled.active():
             commands["preview (Python)"] = (preview, {**env, compiled.PURE_PYTHON_ENV: "1"})
         else:
-            print(f"the engine is not compiled (stale: {compiled.stale_modules()}): preview runs as Python")
+            print(f"the engine is not compiled (stale: {compiled.stale()}): preview runs as Python")
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for round_ in range(1, args.rounds + 1):
             for name, (cmd, cmd_env) in commands.items():

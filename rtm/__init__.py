@@ -4,4 +4,4 @@ from rtm import compiled as _compiled
 
 __version__ = "0.1.0"
 
-_compiled.activate(__path__)  # before any engine module is imported
+_compiled.activate(_compiled.RTM, __path__)  # before any engine module is imported

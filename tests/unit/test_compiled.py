@@ -16,7 +16,7 @@ RTM = str(Path(sys.executable).with_name("rtm"))
 
 
 def test_the_engine_runs_compiled_after_make_install():
-    assert compiled.active(), (f"rtm.engine is not compiled; stale modules: {compiled.stale_modules()} "
+    assert compiled.active(), (f"the engine is not compiled; stale modules: {compiled.stale()} "
                                "(None: never built). Run `make install`, or `rtm compile` for its error.")
 
 
@@ -44,51 +44,50 @@ def test_compiled_and_python_give_the_same_triggers_conversions_and_suppressions
     assert native == python
 
 
-def _built(tmp_path: Path) -> tuple[Path, Path]:
-    """A source folder and a compiled folder whose manifest matches it (empty stand-ins for the .so files)."""
-    sources, built = tmp_path / "rtm", tmp_path / "compiled"
-    sources.mkdir()
-    built.mkdir()
-    for name in compiled.MODULES:
+def _built(tmp_path: Path) -> Path:
+    """A package folder whose compiled folder matches its sources (empty stand-ins for the .so files)."""
+    sources = tmp_path / "rtm"
+    built = sources / compiled.COMPILED
+    built.mkdir(parents=True)
+    for name in compiled.RTM.modules:
         (sources / f"{name}.py").write_text(f"# {name}\n")
         (built / f"{name}{compiled.SUFFIX}").write_bytes(b"")
-    manifest = {"python": sys.implementation.cache_tag, "sources": compiled.source_hashes(sources)}
+    manifest = {"python": sys.implementation.cache_tag, "sources": compiled.source_hashes(compiled.RTM.modules, sources)}
     (built / compiled.MANIFEST).write_text(json.dumps(manifest))
-    return sources, built
+    return sources
 
 
 def test_modules_matching_their_sources_go_first_on_the_package_path(tmp_path, monkeypatch):
     monkeypatch.delenv(compiled.PURE_PYTHON_ENV, raising=False)
-    sources, built = _built(tmp_path)
+    sources = _built(tmp_path)
     path = [str(sources)]
-    assert compiled.activate(path, sources, built) and path == [str(built), str(sources)]
+    assert compiled.activate(compiled.RTM, path) and path == [str(sources / compiled.COMPILED), str(sources)]
 
 
 def test_a_source_edited_after_the_build_runs_everything_as_python_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.delenv(compiled.PURE_PYTHON_ENV, raising=False)
-    sources, built = _built(tmp_path)
+    sources = _built(tmp_path)
     (sources / "engine.py").write_text("# engine, edited\n")
     path = [str(sources)]
-    with pytest.warns(UserWarning, match=r"do not match their sources \(engine\).*rtm compile"):
-        assert not compiled.activate(path, sources, built)
+    with pytest.warns(UserWarning, match=r"rtm's compiled modules do not match their sources \(engine\).*rtm compile"):
+        assert not compiled.activate(compiled.RTM, path)
     assert path == [str(sources)]
 
 
-def test_a_build_for_another_python_or_missing_a_module_is_not_used(tmp_path, monkeypatch):
-    monkeypatch.delenv(compiled.PURE_PYTHON_ENV, raising=False)
-    sources, built = _built(tmp_path)
-    (built / f"matcher{compiled.SUFFIX}").unlink()
-    assert compiled.stale_modules(sources, built) == ["matcher"]
-    (built / compiled.MANIFEST).write_text(json.dumps({"python": "cpython-39", "sources": {}}))
-    assert compiled.stale_modules(sources, built) == list(compiled.MODULES)
+def test_a_build_for_another_python_or_missing_a_module_is_not_used(tmp_path):
+    sources = _built(tmp_path)
+    (sources / compiled.COMPILED / f"matcher{compiled.SUFFIX}").unlink()
+    assert compiled.stale_modules(compiled.RTM.modules, sources) == ["matcher"]
+    (sources / compiled.COMPILED / compiled.MANIFEST).write_text(json.dumps({"python": "cpython-39", "sources": {}}))
+    assert compiled.stale_modules(compiled.RTM.modules, sources) == list(compiled.RTM.modules)
 
 
 def test_never_built_or_turned_off_runs_python_silently(tmp_path, monkeypatch, recwarn):
-    sources, built = _built(tmp_path)
+    sources = _built(tmp_path)
     monkeypatch.setenv(compiled.PURE_PYTHON_ENV, "1")
-    assert not compiled.activate([str(sources)], sources, built)
+    assert not compiled.activate(compiled.RTM, [str(sources)])
     monkeypatch.delenv(compiled.PURE_PYTHON_ENV)
-    (built / compiled.MANIFEST).unlink()
-    assert compiled.stale_modules(sources, built) is None
-    assert not compiled.activate([str(sources)], sources, built)
+    (sources / compiled.COMPILED / compiled.MANIFEST).unlink()
+    assert compiled.stale_modules(compiled.RTM.modules, sources) is None
+    assert not compiled.activate(compiled.RTM, [str(sources)])
     assert not recwarn.list
