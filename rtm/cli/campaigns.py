@@ -71,11 +71,11 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
     warn = lambda message: click.echo(message, err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
     result = run_preview(loaded, read_events(events_path, warn, max_future), profiles, until, engine_config)
-    encode = msgspec.json.Encoder().encode
-    click.echo(b"".join(encode(trigger) + b"\n" for trigger in result.triggers), nl=False)  # one write, not one per line
+    encode_lines = msgspec.json.Encoder().encode_lines  # JSONL, one write, not one per line
+    click.echo(encode_lines(result.triggers), nl=False)
     for path, records in ((conversions_path, result.conversions), (suppressed_path, result.suppressed)):
         if path is not None:
-            path.write_bytes(b"".join(encode(record) + b"\n" for record in records))
+            path.write_bytes(encode_lines(records))
     for error in result.errors:
         warn(f"warning: {error}")
     notes = f", {len(result.errors)} condition errors" if result.errors else ""
