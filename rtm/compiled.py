@@ -1,9 +1,9 @@
 """The per-event modules compiled by Cython, with their Python sources as the fallback.
 
-Cython compiles the modules of PACKAGES (rtm's engine, the job's udfs) as they are: pure Python, no annotation enforced
-(annotation_typing off), so the compiled code means what the source says and preview, the
-job and the tests run the same engine either way; compiled, it takes about 0.7x the time
-per event (README, "The compiled engine"). `rtm compile` (run by `make install`) builds
+Cython compiles the modules of PACKAGES (rtm's engine, the job's udfs) as they are: pure
+Python, no annotation enforced (annotation_typing off), so the compiled code means what
+the source says and preview, the job and the tests run the same engine either way;
+compiled, it takes 0.65-0.85x the time per event (README, "The compiled engine"). `rtm compile` (run by `make install`) builds
 them into rtm/_compiled/ and udfs/_compiled/ with the hash of each source. A package puts
 that folder first on its path only while every source still has the hash it was compiled
 from: an edited source runs as Python (with a warning) and never as stale machine code.
@@ -76,7 +76,7 @@ def activate(package: Package, package_path: list[str]) -> bool:
         return False  # never built (a pip install without `rtm compile`): Python, as designed
     if stale:
         warnings.warn(f"{package.name}'s compiled modules do not match their sources ({', '.join(stale)}): "
-                      "running them as Python, about 1.3x slower per event. Rebuild with `make install` or "
+                      "running them as Python, 1.2-1.5x slower per event. Rebuild with `make install` or "
                       "`rtm compile`.", stacklevel=2)
         return False
     package_path.insert(0, str(source_dir / COMPILED))
