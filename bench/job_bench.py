@@ -296,16 +296,18 @@ def live_run(bootstrap: str, start, events_topic: str, output_topic: str, events
     return {"produced": produced, "achieved": achieved, "ready": ready, "outputs": appended(bootstrap, output_topic)}
 
 
-def latencies(run: dict, measured: list[str], completing, keep=lambda record: True) -> list[int]:
-    """Append minus produce millis of each output whose completing event is in `measured`,
-    in the order those events were produced."""
+def timed_outputs(run: dict, measured: list[str], completing, keep=lambda record: True) -> list[tuple[int, int, dict]]:
+    """(produce millis of its completing event, append minus produce millis, output) of each
+    output whose completing event is in `measured`, in the order those events were produced."""
     position = {event_id: i for i, event_id in enumerate(measured)}
-    found = sorted(
-        (position[completing(record)], millis - run["produced"][completing(record)])
-        for millis, record in run["outputs"]
-        if keep(record) and completing(record) in position
-    )
-    return [latency for _, latency in found]
+    found = sorted(((position[completing(record)], millis, record) for millis, record in run["outputs"]
+                    if keep(record) and completing(record) in position), key=lambda item: item[0])
+    return [(run["produced"][completing(record)], millis - run["produced"][completing(record)], record)
+            for _, millis, record in found]
+
+
+def latencies(run: dict, measured: list[str], completing, keep=lambda record: True) -> list[int]:
+    return [latency for _, latency, _ in timed_outputs(run, measured, completing, keep)]
 
 
 def drift(values: list[int]) -> str:
@@ -329,7 +331,10 @@ def latency(overrides: dict, bootstrap: str, run_id: str, events: list[dict], us
 
     rtm = live_run(bootstrap, start_rtm, topics.events, topics.triggers, events, rate)
     last_id = lambda trigger: trigger["matched_event_ids"][-1]  # noqa: E731
-    results["rtm"] = {"latencies": latencies(rtm, measured, last_id), "achieved": rtm["achieved"],
+    timed = timed_outputs(rtm, measured, last_id)
+    results["rtm"] = {"latencies": [latency for _, latency, _ in timed], "achieved": rtm["achieved"],
+                      "series": [{"produced_at": at, "latency_ms": latency, "campaign_id": trigger["campaign_id"]}
+                                 for at, latency, trigger in timed],
                       "ready": rtm["ready"], "dlq": count(bootstrap, topics.dlq), "late": count(bootstrap, topics.late)}
     results["rtm-comparable"] = {
         "latencies": latencies(rtm, measured, last_id, keep=lambda trigger: trigger["campaign_id"] == COMPARABLE)
@@ -406,6 +411,9 @@ def main():
     parser.add_argument("--tail", type=int, default=OUT_OF_ORDERNESS_S + 3,
                         help="seconds of traffic after the window (moves the SQL watermark past it)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--series", type=Path,
+                        help="also write rtm's measured triggers as JSONL (produced_at: wall millis of the completing "
+                             "event, latency_ms, campaign_id), to lay the latency on a time line (README, Benchmarks)")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -433,6 +441,9 @@ def main():
         delete_topics(bootstrap, f"bench-job-{run_id}-")
 
     report(args, tp, lat)
+    if args.series:
+        args.series.write_text("".join(json.dumps(point) + "\n" for point in lat["rtm"]["series"]))
+        say(f"rtm's {len(lat['rtm']['series']):,} measured triggers, time line: {args.series}")
     say(f"(parallelism 1, one partition per topic, checkpoints every 10 s to the filesystem, "
         f"run took {time.monotonic() - started:.0f} s)")
 

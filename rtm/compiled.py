@@ -2,8 +2,9 @@
 
 Cython compiles the modules of PACKAGES (rtm's engine, the job's udfs) as they are: pure
 Python, no annotation enforced (annotation_typing off), so the compiled code means what
-the source says and preview, the job and the tests run the same engine either way;
-compiled, it takes 0.65-0.85x the time per event (README, "The compiled engine"). `rtm compile` (run by `make install`) builds
+the source says and preview, the job and the tests run the same engine either way.
+What compiling gains depends on the CPU: 0.65-0.85x the time per event on one machine,
+none on another (README, "The compiled engine"). `rtm compile` (run by `make install`) builds
 them into rtm/_compiled/ and udfs/_compiled/ with the hash of each source. A package puts
 that folder first on its path only while every source still has the hash it was compiled
 from: an edited source runs as Python (with a warning) and never as stale machine code.
