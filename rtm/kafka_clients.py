@@ -26,22 +26,29 @@ def write(bootstrap: str, topic: str, records: Iterable[tuple[str | None, bytes 
             failures.append(f"record with key {message.key()!r}: {err.str()}")
 
     producer = new_producer(bootstrap)
-    count = 0
-    for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, key=None if key is None else key.encode(), value=value, on_delivery=delivered)
-                break
-            except BufferError:  # the local queue is full: wait for deliveries, then retry
-                producer.poll(0.1)
-        producer.poll(0)
-        count += 1
-    deadline = time.monotonic() + 30
-    while len(producer) and time.monotonic() < deadline:  # poll, not flush: a refused login raises at once
-        producer.poll(0.1)
-    if len(producer) or failures:
-        raise RtmError(f"writing to {topic} at {bootstrap} failed: {failures[:3] or 'not acknowledged in 30 s'}")
-    return count
+    try:
+        count = 0
+        for key, value in records:
+            while True:
+                try:
+                    producer.produce(topic, key=None if key is None else key.encode(), value=value,
+                                     on_delivery=delivered)
+                    break
+                except BufferError:  # the local queue is full: wait for deliveries, then retry
+                    producer.poll(0.1)
+            producer.poll(0)
+            count += 1
+        deadline = time.monotonic() + 30
+        while len(producer) and time.monotonic() < deadline:  # poll, not flush: a refused login raises at once
+            producer.poll(0.1)
+        if len(producer) or failures:
+            raise RtmError(f"writing to {topic} at {bootstrap} failed: {failures[:3] or 'not acknowledged in 30 s'}")
+        return count
+    finally:
+        # Shut down now: the error's traceback holds this frame, so after a failure the producer
+        # would live on (in a test run, to the interpreter's exit), reconnecting and logging.
+        producer.purge()  # what was not acknowledged is given up, so close() has nothing to wait for
+        producer.close()
 
 
 def _partitions(consumer: Consumer, topic: str) -> list[int]:

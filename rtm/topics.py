@@ -19,9 +19,19 @@ def ensure_topics(
     try:
         existing = set(admin.list_topics(timeout=10).topics)
     except KafkaException as err:
-        admin.poll(0)  # a refused login raises here, saying so (kafka_config's error_cb)
-        raise RtmError(f"cannot reach Kafka at {bootstrap}: {err.args[0].str()}; is the broker up "
-                       "(`rtm kafka status`), and is --bootstrap right?") from err
+        unreachable = err.args[0].str()
+    else:
+        unreachable = None
+    if unreachable is not None:
+        # Raised outside the except block and with `admin` deleted, so that neither the error
+        # nor its context holds the client (an AdminClient has no close()): one left alive
+        # keeps reconnecting, and logging, until the interpreter exits.
+        try:
+            admin.poll(0)  # a refused login raises here, saying so (kafka_config's error_cb)
+        finally:
+            del admin
+        raise RtmError(f"cannot reach Kafka at {bootstrap}: {unreachable}; is the broker up "
+                       "(`rtm kafka status`), and is --bootstrap right?")
     wanted = [
         NewTopic(
             name,

@@ -5,6 +5,7 @@ RTM_KAFKA_CONFIG, takes the commands (librdkafka) and the campaign job's Flink c
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -85,10 +86,16 @@ def test_with_the_right_credentials_events_go_in_and_triggers_come_out_of_the_jo
     assert anonymous.exit_code == 2 and "cannot reach Kafka" in anonymous.output
 
 
+def _kafka_client_threads() -> int:
+    """librdkafka's threads in this process (named rdk:...): while any client lives."""
+    return sum(task.joinpath("comm").read_text().startswith("rdk:") for task in Path("/proc/self/task").iterdir())
+
+
 def test_wrong_credentials_fail_within_seconds_saying_what_to_check(sasl_broker, tmp_path):
     wrong = _java_style(tmp_path / "wrong.properties", sasl_broker.sasl_bootstrap, "not-the-password")
     (tmp_path / "events.jsonl").write_text('{"event_id": "e", "type": "a", "ts": 1, "user_id": "u"}\n')
 
+    running_before = _kafka_client_threads()
     for command in (["events", "produce", tmp_path / "events.jsonl"], ["run", "--bounded"],
                     ["triggers", "tail", "--from-beginning"]):
         started = time.monotonic()
@@ -97,6 +104,8 @@ def test_wrong_credentials_fail_within_seconds_saying_what_to_check(sasl_broker,
         assert "Kafka refused this client" in result.output and "Invalid username or password" in result.output
         assert f"sasl.*/ssl.* settings in {wrong}" in result.output
         assert time.monotonic() - started < 20, command  # librdkafka would retry forever
+        # and the refused client is shut down, not left retrying (and logging) in the background
+        assert _kafka_client_threads() <= running_before, command
 
 
 def test_a_broken_settings_file_is_refused_naming_its_line(isolated_home, tmp_path, monkeypatch):
