@@ -77,7 +77,7 @@ def activate(package: Package, package_path: list[str]) -> bool:
         return False  # never built (a pip install without `rtm compile`): Python, as designed
     if stale:
         warnings.warn(f"{package.name}'s compiled modules do not match their sources ({', '.join(stale)}): "
-                      "running them as Python, 1.2-1.5x slower per event. Rebuild with `make install` or "
+                      "running them as Python (on some CPUs slower per event). Rebuild with `make install` or "
                       "`rtm compile`.", stacklevel=2)
         return False
     package_path.insert(0, str(source_dir / COMPILED))
