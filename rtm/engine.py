@@ -58,9 +58,9 @@ class Result(msgspec.Struct, gc=False):  # a Struct: one per call, and cheaper t
     forget the user (clear the state)."""
 
     user: UserState | None
-    next_deadline: int | None  # arm the user's one timer here (event time), or none
+    next_deadline: int | None  # arm the user's one timer here (event time), or none (or not asked for)
     triggers: list[Trigger] = []
-    sessions: list[SessionRecord] = []
+    sessions: list[SessionRecord] | None = []  # None: not asked for
     conversions: list[Conversion] = []  # goals reached (rtm.goals)
     suppressed: list[Suppressed] = []  # triggers over a channel cap of the policy (rtm.arbitration)
     dropped: list[str] = []  # triggers outside their send window that could not be held, and why
@@ -73,35 +73,38 @@ DEFAULT_CONFIG = EngineConfig()
 
 
 def apply_event(user: UserState | None, event: Event, campaigns: CampaignSet, profile: dict[str, Any] | None,
-                config: EngineConfig = DEFAULT_CONFIG) -> Result:
+                config: EngineConfig = DEFAULT_CONFIG, *, timer: bool = True, session_records: bool = True) -> Result:
     """Settle what is due by the event's time, then apply the event (unless a duplicate).
-    `user` is changed in place; after an exception it may be half changed: decode it again."""
+    `user` is changed in place; after an exception it may be half changed: decode it again.
+    Without `timer` the result has no next_deadline, without `session_records` no sessions:
+    a caller that arms no timers and keeps no sessions (preview) skips their cost."""
     id_hash = _id_hash(event.event_id)
     if user is not None:
         if id_hash in user.seen:
-            return Result(user, _next_deadline(user, absence_deadlines(user), config), duplicate=True)
+            return Result(user, _next_deadline(user, absence_deadlines(user), config) if timer else None,
+                          duplicate=True)
         if event.ts < user.last_seen - config.allowed_lateness_ms:
-            return Result(user, _next_deadline(user, absence_deadlines(user), config), late=True)
-    out = Result(None, None)
+            return Result(user, _next_deadline(user, absence_deadlines(user), config) if timer else None, late=True)
+    out = Result(None, None) if session_records else Result(None, None, sessions=None)
     profile = profile or _EMPTY_PROFILE
     deadlines: dict[str, int] = {}
     if user is not None:
         deadlines = _reconcile(user, campaigns)
         user = _settle(user, deadlines, event.ts, campaigns, profile, config, out)
     user = _apply(user, deadlines, event, id_hash, campaigns, profile, config, out)
-    return _finish(user, deadlines, campaigns, config, out)
+    return _finish(user, deadlines, campaigns, config, out, timer)
 
 
 def settle(user: UserState | None, now: int, campaigns: CampaignSet, profile: dict[str, Any] | None,
-           config: EngineConfig = DEFAULT_CONFIG) -> Result:
+           config: EngineConfig = DEFAULT_CONFIG, *, timer: bool = True, session_records: bool = True) -> Result:
     """Fire what is due at or before `now` (event time): deadlines, session end, expiry.
-    `user` is changed in place, as by apply_event."""
-    out = Result(None, None)
+    `user` is changed in place, as by apply_event; `timer` and `session_records` as there."""
+    out = Result(None, None) if session_records else Result(None, None, sessions=None)
     deadlines: dict[str, int] = {}
     if user is not None:
         deadlines = _reconcile(user, campaigns)
         user = _settle(user, deadlines, now, campaigns, profile or _EMPTY_PROFILE, config, out)
-    return _finish(user, deadlines, campaigns, config, out)
+    return _finish(user, deadlines, campaigns, config, out, timer)
 
 
 @contextmanager
@@ -149,11 +152,12 @@ def _reconcile(user: UserState, campaigns: CampaignSet) -> dict[str, int]:
 
 
 def _finish(user: UserState | None, deadlines: dict[str, int], campaigns: CampaignSet, config: EngineConfig,
-            out: Result) -> Result:
+            out: Result, timer: bool) -> Result:
     if user is not None:
         _compact(user, campaigns, config)
         out.user = user
-        out.next_deadline = _next_deadline(user, deadlines, config)
+        if timer:
+            out.next_deadline = _next_deadline(user, deadlines, config)
     return out
 
 
@@ -181,6 +185,10 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
             config: EngineConfig, out: Result) -> UserState | None:
     """Settle every item due at or before `now`, in order; None when the user expired (the
     expiry comes after every deadline, so `deadlines` is empty then)."""
+    session = user.session
+    if (not deadlines and not user.held and session is not None and now < session.last + config.session_gap_ms
+            and now < user.last_seen + config.idle_expiry_ms):
+        return user  # the common call: nothing can be due (next_due's answer, without the scan)
     while True:
         at, kind, cid = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms, campaigns.rank)
         if at > now:
@@ -190,8 +198,9 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
         elif kind is RELEASE:
             _release(user, at, campaigns, out)
         elif kind is SESSION_END:
-            out.sessions.append(sessions.record("session_end", user.session, user.key, user.user_id,
-                                                user.anonymous_id))
+            if out.sessions is not None:
+                out.sessions.append(sessions.record("session_end", user.session, user.key, user.user_id,
+                                                    user.anonymous_id))
             user.session = None
         else:
             return None  # idle too long: forget the user
@@ -243,8 +252,9 @@ def _apply(user: UserState | None, deadlines: dict[str, int], event: Event, id_h
     if user.session is None:
         user.sessions += 1
         user.session = sessions.open_session(user.sessions, ts, is_page, event.context.get("platform"))
-        out.sessions.append(sessions.record("session_start", user.session, user.key, user.user_id,
-                                            user.anonymous_id))
+        if out.sessions is not None:
+            out.sessions.append(sessions.record("session_start", user.session, user.key, user.user_id,
+                                                user.anonymous_id))
     else:
         sessions.touch(user.session, ts, is_page)
     seen = user.seen  # remember the id, forget those past the dedup horizon (oldest first)

@@ -79,7 +79,9 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mapping[str, dict[str, Any]],
                 until: int | None = None, config: EngineConfig = DEFAULT_CONFIG,
-                decoded_users: int = DECODED_USERS) -> PreviewResult:
+                decoded_users: int = DECODED_USERS, sessions: bool = True) -> PreviewResult:
+    """Without `sessions`, the session records are not made (out.sessions stays empty). No
+    timers are armed here: each event settles what is due before it."""
     out = PreviewResult()
     states = UserStates(decoded_users)
     latest = None
@@ -91,14 +93,16 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
                 continue
             key = event.key
             out.events += 1
-            _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config))
+            _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config,
+                                                   timer=False, session_records=sessions))
             if latest is None or ts > latest:
                 latest = ts
         out.users = len(states)
         end = latest if until is None else until
         if end is not None:
             for key in sorted(states.keys()):
-                _collect(out, states, key, settle(states.get(key), end, campaigns, profiles.get(key), config))
+                _collect(out, states, key, settle(states.get(key), end, campaigns, profiles.get(key), config,
+                                                  timer=False, session_records=sessions))
     return out
 
 

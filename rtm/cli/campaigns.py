@@ -55,9 +55,13 @@ def validate(paths: tuple[Path, ...]) -> None:
               help="Also write the conversions (goals reached after triggers) to this file, as JSONL.")
 @click.option("--suppressed", "suppressed_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the triggers the policy's channel caps suppressed to this file, as JSONL.")
+@click.option("--sessions", "sessions_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the session records (session_start, session_end; as on rtm.sessions) to this "
+                   "file, as JSONL.")
 @engine_options
 def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, until: int | None,
-            max_future: int, conversions_path: Path | None, suppressed_path: Path | None, engine_config) -> None:
+            max_future: int, conversions_path: Path | None, suppressed_path: Path | None,
+            sessions_path: Path | None, engine_config) -> None:
     """Run the engine alone over files and print the triggers as JSONL.
 
     The same engine as the Flink job: the same input gives the same triggers
@@ -70,10 +74,12 @@ def preview(campaigns_dir: Path, events_path: Path, profiles_path: Path | None, 
         raise RtmError("fix the campaigns first (rtm campaigns validate):\n" + "\n".join(map(str, issues)))
     warn = lambda message: click.echo(message, err=True)  # noqa: E731
     profiles = read_profiles(profiles_path, warn) if profiles_path else {}
-    result = run_preview(loaded, read_events(events_path, warn, max_future), profiles, until, engine_config)
+    result = run_preview(loaded, read_events(events_path, warn, max_future), profiles, until, engine_config,
+                         sessions=sessions_path is not None)  # not made unless written
     encode_lines = msgspec.json.Encoder().encode_lines  # JSONL, one write, not one per line
     click.echo(encode_lines(result.triggers), nl=False)
-    for path, records in ((conversions_path, result.conversions), (suppressed_path, result.suppressed)):
+    for path, records in ((conversions_path, result.conversions), (suppressed_path, result.suppressed),
+                          (sessions_path, result.sessions)):
         if path is not None:
             path.write_bytes(encode_lines(records))
     for error in result.errors:

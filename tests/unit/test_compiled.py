@@ -20,7 +20,7 @@ def test_the_engine_runs_compiled_after_make_install():
                                "(None: never built). Run `make install`, or `rtm compile` for its error.")
 
 
-def _preview(tmp_path: Path, pure_python: bool) -> tuple[str, str, str]:
+def _preview(tmp_path: Path, pure_python: bool) -> tuple[str, str, str, str]:
     env = {k: v for k, v in os.environ.items() if k != compiled.PURE_PYTHON_ENV}
     if pure_python:
         env[compiled.PURE_PYTHON_ENV] = "1"
@@ -29,18 +29,18 @@ def _preview(tmp_path: Path, pure_python: bool) -> tuple[str, str, str]:
     done = subprocess.run(
         [RTM, "campaigns", "preview", "--campaigns", str(CAMPAIGNS_DIR), "--events", str(tmp_path / "events.jsonl"),
          "--profiles", str(tmp_path / "profiles.jsonl"), "--conversions", str(out / "conversions.jsonl"),
-         "--suppressed", str(out / "suppressed.jsonl")],
+         "--suppressed", str(out / "suppressed.jsonl"), "--sessions", str(out / "sessions.jsonl")],
         env=env, capture_output=True, text=True, check=True)
-    return done.stdout, (out / "conversions.jsonl").read_text(), (out / "suppressed.jsonl").read_text()
+    return (done.stdout, *((out / f"{name}.jsonl").read_text() for name in ("conversions", "suppressed", "sessions")))
 
 
-def test_compiled_and_python_give_the_same_triggers_conversions_and_suppressions(tmp_path):
+def test_compiled_and_python_give_the_same_triggers_conversions_suppressions_and_sessions(tmp_path):
     users = 1500
     (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in generator.generate(users)))
     (tmp_path / "profiles.jsonl").write_text("".join(json.dumps(p) + "\n" for p in generator.profiles(users)))
     python, native = _preview(tmp_path, pure_python=True), _preview(tmp_path, pure_python=False)
     triggers = python[0].splitlines()
-    assert len(triggers) > 1000 and python[2]  # the reference campaigns fire, the policy suppresses some
+    assert len(triggers) > 1000 and python[2] and python[3]  # they fire, the policy suppresses some
     assert native == python
 
 

@@ -5,9 +5,9 @@ import pytest
 import yaml
 
 from rtm.campaigns import CampaignError, CampaignSet
-from rtm.engine import apply_event, decode_state, encode_state
+from rtm.engine import apply_event, decode_state, encode_state, settle
 
-from engine_helpers import HOUR, MIN, SEC, User, campaign_set, event
+from engine_helpers import HOUR, MIN, SEC, T0, User, campaign_set, event
 
 THREE = """
 id: three
@@ -244,3 +244,23 @@ def test_a_state_saved_before_session_caps_existed_restores_and_counts_from_ther
     user.send(event("s1", "page_view", MIN, params={"section": "sale"}),
               event("s2", "page_view", 2 * MIN, params={"section": "sale"}))
     assert [t.matched_event_ids for t in user.fired("sale_popup")] == [["s1"]]
+
+
+def test_without_timer_and_session_records_a_call_changes_the_state_alike_and_skips_only_those(shipped):
+    # What preview asks for: the same triggers and states, no timer to arm, no session records.
+    events = [pv("p1", 0), event("c1", "add_to_cart", MIN, params={"sku": "s"}), pv("p2", 2 * HOUR),
+              pv("p3", 2 * HOUR + SEC)]
+    full, lean = None, None
+    for e in events:
+        expected = apply_event(full, e, shipped, None)
+        got = apply_event(lean, e, shipped, None, timer=False, session_records=False)
+        full, lean = expected.user, got.user
+        assert expected.next_deadline is not None and got.next_deadline is None
+        assert got.sessions is None and got.triggers == expected.triggers
+        assert encode_state(lean) == encode_state(full)
+    expected = settle(full, T0 + 6 * HOUR, shipped, None)
+    got = settle(lean, T0 + 6 * HOUR, shipped, None, timer=False, session_records=False)
+    assert [r.kind for r in expected.sessions] == ["session_end"] and got.sessions is None
+    assert [t.campaign_id for t in expected.triggers] == ["cart_abandoned_email"]
+    assert got.triggers == expected.triggers and got.next_deadline is None
+    assert encode_state(got.user) == encode_state(expected.user)

@@ -60,6 +60,21 @@ def test_preview_reports_bad_lines_on_stderr_and_counts(tmp_path):
     assert "5 events, 3 users, 1 duplicates: 5 triggers" in result.stderr
 
 
+def test_preview_writes_the_session_records_only_when_asked(tmp_path):
+    sessions = tmp_path / "sessions.jsonl"
+    result = CliRunner().invoke(cli, [*files(tmp_path), "--sessions", str(sessions)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in sessions.read_text().splitlines()]
+    # In file order, then what the end of event time (15:00) settles, by user key; the
+    # session of "other" (15:00) is still open.
+    assert [(r["kind"], r["user_key"]) for r in records] == [
+        ("session_start", "anon"), ("session_start", "u1"), ("session_start", "other"), ("session_end", "anon"),
+        ("session_end", "u1")]
+    assert records[4]["event_count"] == 2 and records[4]["end"] == parse_ts("2026-11-25T10:01:00Z")
+    without = CliRunner().invoke(cli, files(tmp_path))
+    assert without.stdout == result.stdout  # the same triggers either way
+
+
 def test_preview_until_stops_event_time(tmp_path):
     result = CliRunner().invoke(cli, [*files(tmp_path), "--until", "2026-11-25T13:59:59Z"])
     assert result.exit_code == 0, result.output
