@@ -89,7 +89,8 @@ def apply_event(user: UserState | None, event: Event, campaigns: CampaignSet, pr
     profile = profile or _EMPTY_PROFILE
     deadlines: dict[str, int] = {}
     if user is not None:
-        deadlines = _reconcile(user, campaigns)
+        if user.progress:
+            deadlines = _reconcile(user, campaigns)
         user = _settle(user, deadlines, event.ts, campaigns, profile, config, out)
     user = _apply(user, deadlines, event, id_hash, campaigns, profile, config, out)
     return _finish(user, deadlines, campaigns, config, out, timer)
@@ -154,7 +155,8 @@ def _reconcile(user: UserState, campaigns: CampaignSet) -> dict[str, int]:
 def _finish(user: UserState | None, deadlines: dict[str, int], campaigns: CampaignSet, config: EngineConfig,
             out: Result, timer: bool) -> Result:
     if user is not None:
-        _compact(user, campaigns, config)
+        if user.progress or user.sent:
+            _compact(user, campaigns, config)
         out.user = user
         if timer:
             out.next_deadline = _next_deadline(user, deadlines, config)
@@ -185,10 +187,11 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
             config: EngineConfig, out: Result) -> UserState | None:
     """Settle every item due at or before `now`, in order; None when the user expired (the
     expiry comes after every deadline, so `deadlines` is empty then)."""
-    session = user.session
-    if (not deadlines and not user.held and session is not None and now < session.last + config.session_gap_ms
-            and now < user.last_seen + config.idle_expiry_ms):
-        return user  # the common call: nothing can be due (next_due's answer, without the scan)
+    session, held = user.session, user.held
+    if (session is not None and now < session.last + config.session_gap_ms
+            and now < user.last_seen + config.idle_expiry_ms and (not held or now < held[0].release)
+            and (not deadlines or now < min(deadlines.values()))):
+        return user  # the common call: nothing is due yet (what next_due would find, without its scan)
     while True:
         at, kind, cid = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms, campaigns.rank)
         if at > now:
