@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from rtm.campaigns import CampaignError, CampaignSet
-from rtm.engine import apply_event, decode_state, encode_state, settle
+from rtm.engine import EngineConfig, apply_event, decode_state, encode_state, settle
 
 from engine_helpers import HOUR, MIN, SEC, T0, User, campaign_set, event
 
@@ -264,3 +264,36 @@ def test_without_timer_and_session_records_a_call_changes_the_state_alike_and_sk
     assert [t.campaign_id for t in expected.triggers] == ["cart_abandoned_email"]
     assert got.triggers == expected.triggers and got.next_deadline is None
     assert encode_state(got.user) == encode_state(expected.user)
+
+
+IDLE = """
+id: idle
+version: 1
+pattern: {steps: [{event: add_to_cart}], absence: {for: 1h, event: purchase}}
+action: {channel: push, endpoint: p}
+"""
+HELD = """
+id: held
+version: 1
+pattern: {steps: [{event: ping}]}
+action: {channel: email, endpoint: e}
+send_window: {from: "09:00", to: "17:00", timezone: UTC, within: 1d}
+"""
+NEXT_NINE_UTC = 23 * HOUR + 13 * MIN + 20 * SEC  # T0 is 09:46:40 UTC
+
+
+@pytest.mark.parametrize("definition, first, start, due", [
+    pytest.param(IDLE, "add_to_cart", 0, HOUR, id="absence deadline"),
+    pytest.param(HELD, "ping", 8 * HOUR, NEXT_NINE_UTC, id="held trigger's release"),  # ping at 17:46 UTC
+])
+def test_an_event_at_the_time_something_is_due_settles_it_first_and_one_a_millisecond_before_does_not(
+        definition, first, start, due):
+    campaigns = campaign_set(definition)
+    # One session throughout: the call at `due` has nothing else due, only the deadline or release.
+    config = EngineConfig(session_gap_ms=2 * 24 * HOUR)
+    before, at = User(campaigns, config=config), User(campaigns, config=config)
+    for user in (before, at):
+        assert user.send(event("e1", first, start)) == []
+    assert before.send(event("e2", "page_view", due - 1)) == []
+    [trigger] = at.send(event("e2", "page_view", due))
+    assert (trigger.scheduled_for or trigger.event_time) == T0 + due
