@@ -35,16 +35,17 @@ def touch(session: Session, ts: int, is_page: bool) -> None:
         session.last = ts
 
 
-def view(session: Session | None, user_key: str, with_id: bool = True) -> dict[str, Any]:
+def view(session: Session | None, user_key: str | None) -> dict[str, Any]:
     """The session as conditions see it (`session.pages`, `session.index`, ...).
 
-    Without `with_id`, for campaigns that never read it: the id is a hash, the rest is free.
+    Without `user_key` there is no `id`, for campaigns that never read it: the id is a hash
+    (of the user key), the rest is free.
     """
     if session is None:
         return {}
     view = {"index": session.index, "start": session.start, "count": session.count, "pages": session.pages,
             "platform": session.platform, "duration_ms": session.last - session.start}
-    return {"id": session_id(user_key, session.start), **view} if with_id else view
+    return view if user_key is None else {"id": session_id(user_key, session.start), **view}
 
 
 def record(kind: str, session: Session, user_key: str, user_id: str | None,

@@ -55,7 +55,8 @@ class EventScope(Scope):
         if name == "session":
             if self._session is None:
                 user = self.user
-                self._session = sessions.view(user.session, user.key, self.session_id)
+                # The user key only for the id: a campaign set that never reads it skips both.
+                self._session = sessions.view(user.session, user.key if self.session_id else None)
             return self._session
         if name == "profile":
             return self.profile
