@@ -27,7 +27,7 @@ from rtm.events import Event
 from rtm.matcher import AWAITING, COMPLETED, IGNORED, step
 from rtm.patterns import INITIAL
 from rtm.records import Conversion, SessionRecord, Suppressed, Trigger
-from rtm.schedule import ABSENCE, RELEASE, SESSION_END, absence_deadlines, next_due
+from rtm.schedule import ABSENCE, RELEASE, SESSION_END, absence_deadlines, next_due, nothing_due
 from rtm.state import GoalWait, Progress, Run, UserState, decode_state, encode_state
 from rtm.triggers import in_holdout, make_trigger, trigger_id
 from rtm.variants import assign
@@ -187,11 +187,8 @@ def _settle(user: UserState, deadlines: dict[str, int], now: int, campaigns: Cam
             config: EngineConfig, out: Result) -> UserState | None:
     """Settle every item due at or before `now`, in order; None when the user expired (the
     expiry comes after every deadline, so `deadlines` is empty then)."""
-    session, held = user.session, user.held
-    if (session is not None and now < session.last + config.session_gap_ms
-            and now < user.last_seen + config.idle_expiry_ms and (not held or now < held[0].release)
-            and (not deadlines or now < min(deadlines.values()))):
-        return user  # the common call: nothing is due yet (what next_due would find, without its scan)
+    if nothing_due(user, deadlines, now, config.session_gap_ms, config.idle_expiry_ms):
+        return user  # the common call
     while True:
         at, kind, cid = next_due(user, deadlines, config.session_gap_ms, config.idle_expiry_ms, campaigns.rank)
         if at > now:

@@ -37,6 +37,16 @@ def _by_id(campaign_id: str) -> str:
     return campaign_id
 
 
+def nothing_due(user: UserState, deadlines: dict[str, int], now: int, session_gap_ms: int,
+                idle_expiry_ms: int) -> bool:
+    """Whether every item falls due after `now` (next_due's time > now), without its scan or
+    its ranking: the common case of an event in an open session. False also when the
+    session is closed (the expiry is then next_due's answer, found by the scan)."""
+    session, held = user.session, user.held
+    return (session is not None and now < session.last + session_gap_ms and now < user.last_seen + idle_expiry_ms
+            and (not held or now < held[0].release) and (not deadlines or now < min(deadlines.values())))
+
+
 def next_due(user: UserState, deadlines: dict[str, int], session_gap_ms: int, idle_expiry_ms: int,
              rank: Callable[[str], Any] = _by_id) -> tuple[int, Due, str]:
     """The earliest item: (time, kind, campaign id or ""); of deadlines due at the same
