@@ -83,7 +83,8 @@ def run(
     event_time = kafka_io.watermarks(rules.out_of_orderness_ms, idle_timeout_ms)
     # A live run resumes events where the last one committed; the compacted topics are
     # always read whole (re-applying a profile or campaign changes nothing).
-    events = kafka.kafka_source(topics.events, EVENT, from_beginning=bounded, max_future_ms=rules.max_future_ms)
+    events = kafka.kafka_source(topics.events, EVENT, from_beginning=bounded, max_future_ms=rules.max_future_ms,
+                                busy=True)
     profiles = None
     if bounded:
         user_inputs = kafka.read(kafka.one_after_another(kafka.kafka_source(topics.profiles, PROFILE), events),
