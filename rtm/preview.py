@@ -85,6 +85,7 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
     out = PreviewResult()
     states = UserStates(decoded_users)
     latest = None
+    applied = 0  # out.events, counted in a local: this loop runs once per event
     with without_cycle_collection():
         for event in events:
             ts = event.ts
@@ -92,17 +93,20 @@ def run_preview(campaigns: CampaignSet, events: Iterable[Event], profiles: Mappi
                 out.after_until += 1
                 continue
             key = event.key
-            out.events += 1
-            _collect(out, states, key, apply_event(states.get(key), event, campaigns, profiles.get(key), config,
-                                                   timer=False, session_records=sessions))
+            applied += 1
+            user = states.get(key)
+            _collect(out, states, key, user, apply_event(user, event, campaigns, profiles.get(key), config,
+                                                         timer=False, session_records=sessions))
             if latest is None or ts > latest:
                 latest = ts
+        out.events = applied
         out.users = len(states)
         end = latest if until is None else until
         if end is not None:
             for key in sorted(states.keys()):
-                _collect(out, states, key, settle(states.get(key), end, campaigns, profiles.get(key), config,
-                                                  timer=False, session_records=sessions))
+                user = states.get(key)
+                _collect(out, states, key, user, settle(user, end, campaigns, profiles.get(key), config,
+                                                        timer=False, session_records=sessions))
     return out
 
 
@@ -118,19 +122,25 @@ class UserStates:
         self._limit = decoded
 
     def get(self, key: str) -> UserState | None:
+        """The user's state, for a call that changes it in place (then `put` it)."""
         user = self._decoded.get(key)
         if user is None:
             data = self._encoded.pop(key, None)
             if data is not None:
                 user = decode_state(data)
+                self._keep(key, user)
         return user
 
-    def put(self, key: str, user: UserState | None) -> None:
-        """The user's state after a call (None: forget the user)."""
-        decoded = self._decoded
+    def put(self, key: str, user: UserState | None, given: UserState | None) -> None:
+        """The user's state after a call that `get` gave `given` (None: forget the user)."""
         if user is None:
-            decoded.pop(key, None)
-            return
+            self._decoded.pop(key, None)
+            self._encoded.pop(key, None)
+        elif user is not given or not self._limit:  # else kept decoded since `get` (the common case: no work)
+            self._keep(key, user)
+
+    def _keep(self, key: str, user: UserState) -> None:
+        decoded = self._decoded
         decoded[key] = user
         if len(decoded) > self._limit:
             first = next(iter(decoded))
@@ -143,8 +153,9 @@ class UserStates:
         return len(self._decoded) + len(self._encoded)
 
 
-def _collect(out: PreviewResult, states: UserStates, key: str, result: Result) -> None:
-    states.put(key, result.user)
+def _collect(out: PreviewResult, states: UserStates, key: str, user: UserState | None, result: Result) -> None:
+    """Keep the user's state (`user`: the one the call was given) and gather the call's outputs."""
+    states.put(key, result.user, user)
     # Most calls bring nothing: test before extending (this runs once per event).
     if result.triggers:
         out.triggers += result.triggers
